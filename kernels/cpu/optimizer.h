@@ -1,0 +1,26 @@
+// AdamW with fp32 (or fp64) state and the global L2 norm used for gradient clipping.
+#pragma once
+
+#include <cstdint>
+
+namespace deepnet::cpu {
+
+struct AdamWConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.98;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // decoupled (Loshchilov & Hutter): param −= lr·wd·param
+};
+
+// One AdamW step for n parameters. `step` counts from 1 (bias correction). Gradients are
+// multiplied by grad_scale first (clipping: min(1, max_norm / norm)).
+template <typename T>
+void adamw_update(T* param, T* m, T* v, const T* grad, int64_t n, const AdamWConfig& config,
+                  int64_t step, T grad_scale);
+
+// Σ x² over n elements, accumulated in double in fixed-size blocks (thread-count independent).
+template <typename T>
+double sum_of_squares(const T* x, int64_t n);
+
+}  // namespace deepnet::cpu

@@ -1,0 +1,53 @@
+// Parameter tables of the units and their deterministic initialisation.
+//
+// Each unit declares its parameters as a list of ParamSpec (export name, shape, init); the list
+// fixes the layout of the unit's flat value and gradient buffers (packed in declaration order).
+// DescribeUnits counts the same lists without allocating.
+//
+// Initialisation (SPEC §1) draws N(0, 1) numbers from Philox keyed by the seed, with the counter
+// holding a hash of the parameter's export name: the values depend only on (seed, name), so any
+// pipeline partition builds the same weights, and the output unit's tied copy of
+// `embed_tokens.weight` gets exactly the primary's values.
+// Letters: C d_model, F ffn_dim, V vocab.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/model.h"
+#include "model/settings.h"
+#include "model/unit.h"
+#include "runtime/tensor.h"
+
+namespace deepnet {
+
+enum class InitKind { kZeros, kOnes, kNormal };
+
+struct ParamSpec {
+  std::string name;  // export name (SPEC §2)
+  Shape shape;       // Linear weights [out, in]
+  InitKind init = InitKind::kZeros;
+  double stddev = 0.0;  // kNormal only
+  bool tied_copy = false;
+};
+
+// Xavier-normal standard deviation of a Linear weight [out, in]: gain·sqrt(2/(in + out)).
+double XavierStd(const Shape& shape, double gain);
+
+// The parameters of unit `kind`; `layer` is the layer number within its stack (layers only).
+std::vector<ParamSpec> UnitParamSpecs(const ModelSettings& settings, UnitKind kind, int layer);
+
+int64_t CountElements(const std::vector<ParamSpec>& specs);
+
+// n draws of N(0, stddev²) for the parameter `name` (Box–Muller over Philox 4x32-10).
+void FillNormal(double* out, int64_t n, double stddev, uint64_t seed, std::string_view name);
+
+// Allocates the flat buffers on `backend`'s device (values kParameters, grads kGradients, grads
+// zeroed), initialises the values and creates one Parameter of views per spec.
+void AllocateParameters(const std::vector<ParamSpec>& specs, const Backend& backend, DType dtype,
+                        uint64_t seed, std::vector<Parameter>* parameters, Tensor* flat_values,
+                        Tensor* flat_grads);
+
+}  // namespace deepnet

@@ -1,0 +1,148 @@
+// GradWork (immediate or deferred parameter gradients) and the ModelUnit base.
+#include "model/unit_base.h"
+
+#include "model/parameters.h"
+
+namespace deepnet {
+namespace {
+
+// Scratch that receives parameter-gradient accumulations an input-only call has to make because
+// the Backend has no input-only variant; its contents are discarded.
+Tensor Scratch(const Backend& backend, const Tensor& like) {
+  return backend.Empty(like.shape(), like.dtype(), MemoryCategory::kWorkspace);
+}
+
+}  // namespace
+
+void GradWork::Linear(const Tensor* dinp, const Parameter& weight, const Parameter* bias,
+                      const Tensor& dout, const Tensor& inp) {
+  const Tensor* dbias = bias != nullptr ? &bias->grad : nullptr;
+  if (!deferred_) {
+    backend_.LinearBackward(dinp, weight.grad, dbias, dout, inp, weight.value);
+    return;
+  }
+  if (dinp != nullptr) {
+    // Backend::LinearBackward always accumulates dweight: give it a throw-away buffer.
+    backend_.LinearBackward(dinp, Scratch(backend_, weight.grad), nullptr, dout, inp, weight.value);
+  }
+  const Tensor dweight = weight.grad, value = weight.value;
+  const Tensor bias_grad = dbias != nullptr ? *dbias : Tensor();
+  const bool has_bias = dbias != nullptr;
+  pending_.push_back([this, dweight, value, bias_grad, has_bias, dout, inp] {
+    backend_.LinearBackward(nullptr, dweight, has_bias ? &bias_grad : nullptr, dout, inp, value);
+  });
+}
+
+void GradWork::DeepNorm(const Tensor* dx, const Tensor* dg, const Parameter& gamma,
+                        const Parameter& beta, const Tensor& dy, const Tensor& x, const Tensor& g,
+                        const Tensor& mean, const Tensor& rstd, double alpha) {
+  if (!deferred_) {
+    backend_.DeepNormBackward(dx, dg, gamma.grad, beta.grad, dy, x, g, gamma.value, mean, rstd,
+                              alpha);
+    return;
+  }
+  backend_.DeepNormBackward(dx, dg, Scratch(backend_, gamma.grad), Scratch(backend_, beta.grad), dy,
+                            x, g, gamma.value, mean, rstd, alpha);
+  const Tensor dgamma = gamma.grad, dbeta = beta.grad, gamma_value = gamma.value;
+  pending_.push_back([this, dgamma, dbeta, gamma_value, dy, x, g, mean, rstd, alpha] {
+    backend_.DeepNormBackward(nullptr, nullptr, dgamma, dbeta, dy, x, g, gamma_value, mean, rstd,
+                              alpha);
+  });
+}
+
+void GradWork::LayerNorm(const Tensor& dx, const Parameter& gamma, const Parameter& beta,
+                         const Tensor& dy, const Tensor& x, const Tensor& mean,
+                         const Tensor& rstd) {
+  if (!deferred_) {
+    backend_.LayerNormBackward(dx, gamma.grad, beta.grad, dy, x, gamma.value, mean, rstd);
+    return;
+  }
+  backend_.LayerNormBackward(dx, Scratch(backend_, gamma.grad), Scratch(backend_, beta.grad), dy, x,
+                             gamma.value, mean, rstd);
+  const Tensor dgamma = gamma.grad, dbeta = beta.grad, gamma_value = gamma.value;
+  pending_.push_back([this, dgamma, dbeta, gamma_value, dy, x, mean, rstd] {
+    // LayerNormBackward always writes dx: a throw-away buffer again.
+    backend_.LayerNormBackward(Scratch(backend_, x), dgamma, dbeta, dy, x, gamma_value, mean, rstd);
+  });
+}
+
+void GradWork::Embedding(const Parameter& table, const Tensor& tokens, const Tensor& dout,
+                         double scale) {
+  const Tensor dtable = table.grad;
+  auto scatter = [this, dtable, tokens, dout, scale] {
+    backend_.EmbeddingBackward(dtable, tokens, dout, scale);
+  };
+  if (deferred_) {
+    pending_.push_back(std::move(scatter));
+  } else {
+    scatter();
+  }
+}
+
+void GradWork::Run() {
+  for (auto& work : pending_) work();
+  pending_.clear();
+}
+
+ModelUnit::ModelUnit(std::string name, int index, const ModelSettings& settings,
+                     const std::vector<ParamSpec>& specs)
+    : Unit(std::move(name), index), settings_(settings) {
+  AllocateParameters(specs, *settings_.backend, settings_.dtype, settings_.seed, &parameters_,
+                     &flat_values_, &flat_grads_);
+}
+
+void ModelUnit::Backward(const StepContext& ctx, const MicroBatch& mb,
+                         const SavedActivations& saved, Stream& grad) {
+  GradWork work(backend(ctx), /*deferred=*/false);
+  RunBackward(ctx, mb, saved, grad, work);
+}
+
+std::unique_ptr<DeferredWeightGrads> ModelUnit::BackwardInput(const StepContext& ctx,
+                                                              const MicroBatch& mb,
+                                                              const SavedActivations& saved,
+                                                              Stream& grad) {
+  auto work = std::make_unique<GradWork>(backend(ctx), /*deferred=*/true);
+  RunBackward(ctx, mb, saved, grad, *work);
+  return work;
+}
+
+void ModelUnit::BackwardWeight(const StepContext& ctx, DeferredWeightGrads& deferred) {
+  auto* work = dynamic_cast<GradWork*>(&deferred);
+  CHECK(work != nullptr) << name_ << ": BackwardWeight given another unit kind's record";
+  work->Run();
+}
+
+RngStream ModelUnit::Rng(const StepContext& ctx, const MicroBatch& mb, int site) const {
+  return RngStream{ctx.seed, static_cast<uint32_t>(ctx.step), static_cast<uint32_t>(mb.index),
+                   static_cast<uint32_t>(index_ * kSitesPerUnit + site)};
+}
+
+const Parameter& ModelUnit::Param(const std::string& full_name) const {
+  for (const Parameter& p : parameters_) {
+    if (p.name == full_name) return p;
+  }
+  LOG(FATAL) << name_ << " has no parameter " << full_name;
+}
+
+Tensor NewLike(const Backend& backend, const Tensor& like) {
+  return backend.Empty(like.shape(), like.dtype(), MemoryCategory::kActivations);
+}
+
+Tensor NewActivation(const Backend& backend, const Shape& shape, DType dtype) {
+  return backend.Empty(shape, dtype, MemoryCategory::kActivations);
+}
+
+int64_t SumBytes(std::initializer_list<const Tensor*> tensors) {
+  int64_t total = 0;
+  for (const Tensor* t : tensors) total += static_cast<int64_t>(t->nbytes());
+  return total;
+}
+
+Tensor ToHost(const Backend& backend, const Tensor& t) {
+  if (t.device().is_cpu()) return t;
+  Tensor host = Tensor::Empty(t.shape(), t.dtype(), MemoryCategory::kWorkspace);
+  backend.Copy(host, t);
+  return host;
+}
+
+}  // namespace deepnet

@@ -1,0 +1,277 @@
+// Schedule simulator: advances each rank as far as it can, repeatedly, until all finish or none
+// can move (deadlock). Post times are fixed once posted, so the result does not depend on the
+// order in which ranks are visited.
+#include "parallel/simulator.h"
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <tuple>
+
+namespace deepnet {
+namespace {
+
+// (is gradient, micro-batch, edge k between model chunks k and k+1, source rank, dest rank).
+using TransferKey = std::tuple<bool, int, int, int, int>;
+
+bool TalksDownstream(ActionKind kind) {  // to model chunk k+1
+  return kind == ActionKind::kSendActivation || kind == ActionKind::kRecvGradient;
+}
+
+TransferKey KeyOf(const Action& a, int rank, int p) {
+  const int k = a.chunk * p + rank;
+  const bool gradient = a.kind == ActionKind::kSendGradient || a.kind == ActionKind::kRecvGradient;
+  const bool send = IsSend(a.kind);
+  return {gradient, a.micro_batch, TalksDownstream(a.kind) ? k : k - 1, send ? rank : a.peer,
+          send ? a.peer : rank};
+}
+
+// The action the peer must post to complete `a` (for deadlock reports).
+Action CounterpartOf(const Action& a, int rank, int p) {
+  const int k = a.chunk * p + rank;
+  const int peer_chunk = TalksDownstream(a.kind) ? k + 1 : k - 1;
+  ActionKind kind = ActionKind::kRecvActivation;
+  switch (a.kind) {
+    case ActionKind::kSendActivation:
+      kind = ActionKind::kRecvActivation;
+      break;
+    case ActionKind::kRecvActivation:
+      kind = ActionKind::kSendActivation;
+      break;
+    case ActionKind::kSendGradient:
+      kind = ActionKind::kRecvGradient;
+      break;
+    default:
+      kind = ActionKind::kSendGradient;
+      break;
+  }
+  return Action{.kind = kind,
+                .micro_batch = a.micro_batch,
+                .chunk = std::max(peer_chunk, 0) / p,
+                .peer = rank};
+}
+
+class Simulator {
+ public:
+  Simulator(const std::vector<std::vector<Action>>& ranks, const SimulationCosts& costs)
+      : ranks_(ranks),
+        costs_(costs),
+        p_(static_cast<int>(ranks.size())),
+        state_(p_),
+        reduce_posted_(p_) {
+    result_.ranks.resize(p_);
+  }
+
+  Status CheckInputs() const;
+  StatusOr<Simulation> Run();
+
+ private:
+  struct RankState {
+    size_t pc = 0;
+    double time = 0.0;
+    bool posted = false;  // the action (group) at pc has been posted
+    int reduces = 0;      // ReduceGradients completed
+  };
+
+  double Cost(const std::vector<double>& table, int k) const {
+    return table.size() == 1 ? table[0] : table[k];
+  }
+  double Duration(const Action& a, int rank) const;
+  bool Advance(int rank);
+  bool AdvanceReduce(int rank);
+  bool AdvanceGroup(int rank);
+  void Record(int rank, const Action& a, double start, double end) {
+    result_.ranks[rank].actions.push_back({a, start, end});
+  }
+  std::string DescribeDeadlock() const;
+
+  const std::vector<std::vector<Action>>& ranks_;
+  const SimulationCosts& costs_;
+  int p_;
+  std::vector<RankState> state_;
+  std::map<TransferKey, double> send_posted_;
+  std::map<TransferKey, double> recv_posted_;
+  std::vector<std::vector<double>> reduce_posted_;  // [rank][ordinal] post time
+  Simulation result_;
+};
+
+Status Simulator::CheckInputs() const {
+  int chunks = 1;
+  for (int r = 0; r < p_; ++r) {
+    for (const Action& a : ranks_[r]) {
+      chunks = std::max(chunks, a.chunk + 1);
+      if (a.chunk < 0 || (IsCommunication(a.kind) && (a.peer < 0 || a.peer >= p_))) {
+        return InvalidArgument("rank " + std::to_string(r) + ": " + ToString(a) +
+                               " has a bad chunk or peer");
+      }
+    }
+  }
+  const size_t model_chunks = static_cast<size_t>(chunks) * p_;
+  for (const auto* table : {&costs_.forward_s, &costs_.backward_input_s, &costs_.backward_weight_s,
+                            &costs_.backward_s}) {
+    if (table == &costs_.backward_s && table->empty()) continue;
+    if (table->size() != 1 && table->size() < model_chunks) {
+      return InvalidArgument("a cost table holds " + std::to_string(table->size()) +
+                             " entries; need 1 or one per model chunk (" +
+                             std::to_string(model_chunks) + ")");
+    }
+  }
+  return OkStatus();
+}
+
+double Simulator::Duration(const Action& a, int rank) const {
+  const int k = a.chunk * p_ + rank;
+  switch (a.kind) {
+    case ActionKind::kForward:
+      return Cost(costs_.forward_s, k);
+    case ActionKind::kBackward:
+      if (!costs_.backward_s.empty()) return Cost(costs_.backward_s, k);
+      return Cost(costs_.backward_input_s, k) + Cost(costs_.backward_weight_s, k);
+    case ActionKind::kBackwardInput:
+      return Cost(costs_.backward_input_s, k);
+    case ActionKind::kBackwardWeight:
+      return Cost(costs_.backward_weight_s, k);
+    case ActionKind::kOptimizerStep:
+      return costs_.optimizer_s;
+    default:
+      return 0.0;
+  }
+}
+
+bool Simulator::AdvanceReduce(int rank) {
+  RankState& s = state_[rank];
+  bool progress = false;
+  if (!s.posted) {
+    reduce_posted_[rank].push_back(s.time);
+    s.posted = progress = true;
+  }
+  double start = 0.0;
+  for (const auto& posts : reduce_posted_) {
+    if (static_cast<int>(posts.size()) <= s.reduces) return progress;
+    start = std::max(start, posts[s.reduces]);
+  }
+  const double end = start + costs_.reduce_s;
+  Record(rank, ranks_[rank][s.pc], s.time, end);
+  s.time = end;
+  s.posted = false;
+  ++s.reduces;
+  ++s.pc;
+  return true;
+}
+
+bool Simulator::AdvanceGroup(int rank) {
+  RankState& s = state_[rank];
+  const std::vector<Action>& list = ranks_[rank];
+  const int group = list[s.pc].group;
+  size_t end = s.pc + 1;
+  while (group >= 0 && end < list.size() && IsCommunication(list[end].kind) &&
+         list[end].group == group) {
+    ++end;
+  }
+  bool progress = false;
+  if (!s.posted) {
+    for (size_t i = s.pc; i < end; ++i) {
+      auto& posted = IsSend(list[i].kind) ? send_posted_ : recv_posted_;
+      posted.emplace(KeyOf(list[i], rank, p_), s.time);
+    }
+    s.posted = progress = true;
+  }
+  double done = s.time;
+  for (size_t i = s.pc; i < end; ++i) {
+    const auto& other = IsSend(list[i].kind) ? recv_posted_ : send_posted_;
+    auto it = other.find(KeyOf(list[i], rank, p_));
+    if (it == other.end()) return progress;
+    done = std::max(done, std::max(s.time, it->second) + costs_.send_latency_s);
+  }
+  for (size_t i = s.pc; i < end; ++i) Record(rank, list[i], s.time, done);
+  s.time = done;
+  s.posted = false;
+  s.pc = end;
+  return true;
+}
+
+bool Simulator::Advance(int rank) {
+  RankState& s = state_[rank];
+  if (s.pc >= ranks_[rank].size()) return false;
+  const Action& a = ranks_[rank][s.pc];
+  if (a.kind == ActionKind::kReduceGradients) return AdvanceReduce(rank);
+  if (IsCommunication(a.kind)) return AdvanceGroup(rank);
+  const double duration = Duration(a, rank);
+  Record(rank, a, s.time, s.time + duration);
+  s.time += duration;
+  result_.ranks[rank].busy_s += duration;
+  ++s.pc;
+  return true;
+}
+
+std::string Simulator::DescribeDeadlock() const {
+  std::string text = "deadlock:";
+  for (int r = 0; r < p_; ++r) {
+    const RankState& s = state_[r];
+    const std::vector<Action>& list = ranks_[r];
+    if (s.pc >= list.size()) continue;
+    text += " rank " + std::to_string(r) + " at action " + std::to_string(s.pc);
+    if (list[s.pc].kind == ActionKind::kReduceGradients) {
+      text += " waits in reduce-grads for ranks";
+      for (int q = 0; q < p_; ++q) {
+        if (static_cast<int>(reduce_posted_[q].size()) <= s.reduces)
+          text += " " + std::to_string(q);
+      }
+      text += ";";
+      continue;
+    }
+    text += " waits for";
+    for (size_t i = s.pc;
+         i < list.size() && IsCommunication(list[i].kind) && list[i].group == list[s.pc].group;
+         ++i) {
+      const auto& other = IsSend(list[i].kind) ? recv_posted_ : send_posted_;
+      if (other.contains(KeyOf(list[i], r, p_))) continue;
+      text += " rank " + std::to_string(list[i].peer) + " to post " +
+              ToString(CounterpartOf(list[i], r, p_)) + " (for its " + ToString(list[i]) + ")";
+      if (list[i].group < 0) break;
+    }
+    text += ";";
+  }
+  text.pop_back();
+  return text;
+}
+
+StatusOr<Simulation> Simulator::Run() {
+  bool progress = true;
+  while (progress) {
+    progress = false;
+    for (int r = 0; r < p_; ++r) {
+      while (Advance(r)) progress = true;
+    }
+  }
+  for (int r = 0; r < p_; ++r) {
+    if (state_[r].pc < ranks_[r].size()) return FailedPrecondition(DescribeDeadlock());
+  }
+  for (int r = 0; r < p_; ++r) result_.makespan_s = std::max(result_.makespan_s, state_[r].time);
+  double idle = 0.0;
+  for (int r = 0; r < p_; ++r) {
+    RankTimeline& rank = result_.ranks[r];
+    rank.idle_s = result_.makespan_s - rank.busy_s;
+    idle += rank.idle_s;
+    int held = 0;
+    for (const Action& a : ranks_[r]) {
+      if (a.kind == ActionKind::kForward)
+        rank.peak_activations = std::max(rank.peak_activations, ++held);
+      if (ReleasesActivations(a.kind)) --held;
+    }
+  }
+  if (result_.makespan_s > 0) result_.bubble_fraction = idle / (p_ * result_.makespan_s);
+  return std::move(result_);
+}
+
+}  // namespace
+
+StatusOr<Simulation> Simulate(const std::vector<std::vector<Action>>& ranks,
+                              const SimulationCosts& costs) {
+  if (ranks.empty()) return InvalidArgument("no ranks to simulate");
+  Simulator simulator(ranks, costs);
+  RETURN_IF_ERROR(simulator.CheckInputs());
+  return simulator.Run();
+}
+
+}  // namespace deepnet

@@ -1,0 +1,57 @@
+// Schedule simulator: runs every rank's action list against a cost per action and reports the
+// timeline, per-rank busy and idle time, the makespan, the bubble and the activations held.
+// Letters as in schedule.h (p ranks, model chunk k = c·p + r).
+//
+// Semantics (those of the engine):
+// - A rank runs its list in order. Compute actions take their cost.
+// - The sends and receives of one group are posted together at the rank's current time; the rank
+//   then waits until every action of the group has completed. A transfer completes when both its
+//   send and its receive have been posted, plus the send latency — sends block like receives
+//   (rendezvous), so a schedule that passes here cannot deadlock on any transport.
+// - ReduceGradients is a collective: it completes when every rank has posted it, plus reduce_s.
+// - If no rank can move and some have not finished, that is a deadlock: the Status names each
+//   stuck rank and the receives, sends or ranks it waits for.
+#pragma once
+
+#include <vector>
+
+#include "parallel/schedule.h"
+#include "runtime/status.h"
+
+namespace deepnet {
+
+// Seconds per pass. Each vector is indexed by model chunk k = c·p + r, or holds one value for
+// every chunk. Convention used in the tests: forward 1, B 1, W 1, so a fused backward costs 2.
+struct SimulationCosts {
+  std::vector<double> forward_s{1.0};
+  std::vector<double> backward_s;  // fused backward; empty = backward_input_s + backward_weight_s
+  std::vector<double> backward_input_s{1.0};   // B
+  std::vector<double> backward_weight_s{1.0};  // W
+  double send_latency_s = 0.0;
+  double reduce_s = 0.0;
+  double optimizer_s = 0.0;
+};
+
+struct TimedAction {
+  Action action;
+  double start_s = 0.0;  // compute: start; communication: when posted
+  double end_s = 0.0;    // compute: end; communication: when its group completed
+};
+
+struct RankTimeline {
+  std::vector<TimedAction> actions;  // in list order
+  double busy_s = 0.0;               // compute, optimizer step included
+  double idle_s = 0.0;               // makespan − busy
+  int peak_activations = 0;  // most micro-batch·chunks held at once (forward not yet released)
+};
+
+struct Simulation {
+  std::vector<RankTimeline> ranks;
+  double makespan_s = 0.0;
+  double bubble_fraction = 0.0;  // Σ idle / (p · makespan)
+};
+
+StatusOr<Simulation> Simulate(const std::vector<std::vector<Action>>& ranks,
+                              const SimulationCosts& costs);
+
+}  // namespace deepnet

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every Debian package deepnet needs. Idempotent; runs as root on a fresh machine.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  libopenmpi-dev openmpi-bin
+  libprotobuf-dev protobuf-compiler
+  libgoogle-glog-dev libgflags-dev
+  libopenblas-dev libopenblas-openmp-dev
+  libsentencepiece-dev sentencepiece liblzma-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  slurm-wlm munge
+  python3 python3-numpy python3-torch
+  hyperfine
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all ${#packages[@]} packages present"
+fi

@@ -1,0 +1,202 @@
+// Simulator: every schedule runs without deadlock for p = 1..8, m = 1..16 and reaches the bubble
+// the papers give; deadlocks are found and explained; the timeline renders.
+//
+// Cost convention: forward F = 1, input-gradient pass B = 1, weight-gradient pass W = 1, so a
+// fused backward costs B + W = 2 (the usual "backward = 2 × forward"); transfers are free. With
+// v chunks per rank each chunk costs 1/v of that, so a rank's work per micro-batch stays 3.
+#include "parallel/simulator.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "parallel/timeline.h"
+#include "parallel/validate.h"
+
+namespace deepnet {
+namespace {
+
+using Ranks = std::vector<std::vector<Action>>;
+
+struct SimulatedStep {
+  Simulation simulation;
+  double idle = 0.0;  // per rank; the final collective makes it equal on every rank
+};
+
+// Builds, validates and simulates; fails the test on any error.
+SimulatedStep BuildAndSimulate(ScheduleKind kind, int p, int m, int v = 1) {
+  const ScheduleOptions options{.stages = p, .micro_batches = m, .virtual_chunks = v};
+  StatusOr<Ranks> ranks = BuildAllSchedules(kind, options);
+  EXPECT_TRUE(ranks.ok()) << ranks.status();
+  if (!ranks.ok()) return {};
+  const Status valid = ValidateSchedules(*ranks, {.micro_batches = m, .virtual_chunks = v});
+  EXPECT_TRUE(valid.ok()) << valid;
+  SimulationCosts costs;
+  costs.forward_s = {1.0 / v};
+  costs.backward_input_s = {1.0 / v};
+  costs.backward_weight_s = {1.0 / v};
+  StatusOr<Simulation> simulation = Simulate(*ranks, costs);
+  EXPECT_TRUE(simulation.ok()) << simulation.status();
+  if (!simulation.ok()) return {};
+  SimulatedStep run{.simulation = *simulation, .idle = simulation->ranks[0].idle_s};
+  for (const RankTimeline& rank : simulation->ranks) {
+    EXPECT_NEAR(rank.busy_s, 3.0 * m, 1e-9);
+    EXPECT_NEAR(rank.idle_s, run.idle, 1e-9);
+  }
+  return run;
+}
+
+TEST(PipelineSimulatorTest, GpipeAndOneFOneBBubbleIsPMinusOneOverMPlusPMinusOne) {
+  for (int p = 1; p <= 8; ++p) {
+    for (int m = 1; m <= 16; ++m) {
+      SCOPED_TRACE("p=" + std::to_string(p) + " m=" + std::to_string(m));
+      const double bubble = (p - 1.0) / (m + p - 1.0);
+      const SimulatedStep gpipe = BuildAndSimulate(ScheduleKind::kGpipe, p, m);
+      const SimulatedStep one_f_one_b = BuildAndSimulate(ScheduleKind::kOneFOneB, p, m);
+      EXPECT_NEAR(gpipe.simulation.bubble_fraction, bubble, 1e-12);
+      EXPECT_NEAR(one_f_one_b.simulation.bubble_fraction, bubble, 1e-12);
+      EXPECT_NEAR(one_f_one_b.idle, 3.0 * (p - 1), 1e-9);  // (p−1)(F + B + W)
+      for (int r = 0; r < p; ++r) {
+        EXPECT_EQ(gpipe.simulation.ranks[r].peak_activations, m);
+        EXPECT_EQ(one_f_one_b.simulation.ranks[r].peak_activations, std::min(p - r, m));
+      }
+    }
+  }
+}
+
+TEST(PipelineSimulatorTest, ZeroBubbleH1CutsTheBubbleToAThird) {
+  for (int p = 1; p <= 8; ++p) {
+    for (int m = 1; m <= 16; ++m) {
+      SCOPED_TRACE("p=" + std::to_string(p) + " m=" + std::to_string(m));
+      const SimulatedStep zb = BuildAndSimulate(ScheduleKind::kZeroBubbleH1, p, m);
+      if (m >= p) {
+        // Qi et al.: (p−1)(F + B − W) against 1F1B's (p−1)(F + B + W), a third when F = B = W.
+        EXPECT_NEAR(zb.idle, (p - 1) * (1.0 + 1.0 - 1.0), 1e-9);
+      } else {
+        // Too few micro-batches to fill the steady state: the forward and backward chains of one
+        // micro-batch (2p passes) bound the step, idle (p−1) + (p−m).
+        EXPECT_NEAR(zb.idle, (p - 1.0) + (p - m), 1e-9);
+      }
+      EXPECT_NEAR(zb.simulation.bubble_fraction, zb.idle / (3.0 * m + zb.idle), 1e-12);
+      for (int r = 0; r < p; ++r) {
+        EXPECT_EQ(zb.simulation.ranks[r].peak_activations, std::min(p, m));
+      }
+    }
+  }
+}
+
+TEST(PipelineSimulatorTest, InterleavedBubbleShrinksByTheChunkCount) {
+  for (int v : {2, 3}) {
+    for (int p = 2; p <= 8; ++p) {
+      for (int m = 1; m <= 16; ++m) {
+        if (m > p && m % p != 0) continue;  // not supported: CheckScheduleOptions rejects it
+        SCOPED_TRACE("p=" + std::to_string(p) + " m=" + std::to_string(m) +
+                     " v=" + std::to_string(v));
+        const SimulatedStep run = BuildAndSimulate(ScheduleKind::kInterleaved1F1B, p, m, v);
+        for (int r = 0; r < p; ++r) {
+          const int warmup = m <= p ? v * m : std::min(2 * (p - r - 1) + (v - 1) * p + 1, v * m);
+          EXPECT_EQ(run.simulation.ranks[r].peak_activations, warmup);
+        }
+        if (m % p != 0) continue;  // m < p runs GPipe-like: only deadlock-free and valid
+        // Narayanan et al. 2021: bubble time (p−1)(F + B)/v, i.e. (p−1)/(v·m) of the ideal time.
+        EXPECT_NEAR(run.idle, 3.0 * (p - 1) / v, 1e-9);
+        EXPECT_NEAR(run.idle / (3.0 * m), (p - 1.0) / (v * m), 1e-9);
+        EXPECT_NEAR(run.simulation.bubble_fraction, (p - 1.0) / (v * m + p - 1.0), 1e-9);
+      }
+    }
+  }
+}
+
+TEST(PipelineSimulatorTest, ReportsDeadlockWithWhatEachRankWaitsFor) {
+  // Both ranks first wait to receive from each other.
+  const Ranks ranks = {
+      {{ActionKind::kRecvGradient, 0, 0, 1, 0}, {ActionKind::kForward, 0, 0, -1, -1}},
+      {{ActionKind::kRecvActivation, 0, 0, 0, 0}, {ActionKind::kForward, 0, 0, -1, -1}},
+  };
+  const StatusOr<Simulation> simulation = Simulate(ranks, {});
+  ASSERT_FALSE(simulation.ok());
+  const std::string& message = simulation.status().message();
+  EXPECT_NE(message.find("deadlock"), std::string::npos) << message;
+  EXPECT_NE(message.find("rank 0 at action 0 waits for rank 1 to post send-grad 0 -> 0"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("rank 1 at action 0 waits for rank 0 to post send-act 0 -> 1"),
+            std::string::npos)
+      << message;
+}
+
+TEST(PipelineSimulatorTest, SendsBlockUntilTheReceiverPosts) {
+  // Rank 0 sends micro-batch 0 then 1 in separate groups; rank 1 receives 1 before 0. With
+  // rendezvous sends neither can finish its first group.
+  const Ranks ranks = {
+      {{ActionKind::kForward, 0, 0, -1, -1},
+       {ActionKind::kSendActivation, 0, 0, 1, 0},
+       {ActionKind::kForward, 1, 0, -1, -1},
+       {ActionKind::kSendActivation, 1, 0, 1, 1}},
+      {{ActionKind::kRecvActivation, 1, 0, 0, 0}, {ActionKind::kRecvActivation, 0, 0, 0, 1}},
+  };
+  EXPECT_EQ(Simulate(ranks, {}).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(PipelineSimulatorTest, CountsLatencyReductionAndOptimizerStep) {
+  const Ranks ranks = *BuildAllSchedules(ScheduleKind::kOneFOneB, {.stages = 2});
+  SimulationCosts costs;
+  costs.send_latency_s = 0.5;
+  costs.reduce_s = 0.25;
+  costs.optimizer_s = 0.125;
+  const StatusOr<Simulation> simulation = Simulate(ranks, costs);
+  ASSERT_TRUE(simulation.ok()) << simulation.status();
+  // F0 on rank 0 [0, 1], activation lands at 1.5, F0 + B0 on rank 1 [1.5, 4.5], gradient lands
+  // at 5, B0 on rank 0 [5, 7], all-reduce until 7.25, optimizer step until 7.375.
+  EXPECT_DOUBLE_EQ(simulation->makespan_s, 7.375);
+  EXPECT_DOUBLE_EQ(simulation->ranks[0].busy_s, 3.125);
+  EXPECT_DOUBLE_EQ(simulation->ranks[1].idle_s, 7.375 - 3.125);
+  const TimedAction& f0 = simulation->ranks[1].actions[1];
+  EXPECT_EQ(f0.action.kind, ActionKind::kForward);
+  EXPECT_DOUBLE_EQ(f0.start_s, 1.5);
+}
+
+TEST(PipelineSimulatorTest, TakesCostsPerModelChunk) {
+  const Ranks ranks = *BuildAllSchedules(ScheduleKind::kGpipe, {.stages = 2, .micro_batches = 1});
+  SimulationCosts costs;
+  costs.forward_s = {1.0, 3.0};
+  costs.backward_s = {2.0, 4.0};
+  const StatusOr<Simulation> simulation = Simulate(ranks, costs);
+  ASSERT_TRUE(simulation.ok()) << simulation.status();
+  EXPECT_DOUBLE_EQ(simulation->makespan_s, 1.0 + 3.0 + 4.0 + 2.0);
+  // A table needs one entry, or one per model chunk.
+  costs = SimulationCosts{};
+  costs.forward_s = {1.0, 2.0, 3.0};
+  EXPECT_TRUE(Simulate(ranks, costs).ok());
+  costs.backward_weight_s.clear();
+  EXPECT_EQ(Simulate(ranks, costs).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(PipelineTimelineTest, RendersOneRowPerRankOneColumnPerTimeUnit) {
+  const Ranks ranks =
+      *BuildAllSchedules(ScheduleKind::kOneFOneB, {.stages = 2, .micro_batches = 3});
+  const StatusOr<Simulation> simulation = Simulate(ranks, {});
+  ASSERT_TRUE(simulation.ok());
+  EXPECT_EQ(RenderTimeline(*simulation),
+            "rank 0  | F0 F1 .  .  B0 -- F2 B1 -- .  B2 --\n"
+            "rank 1  | .  F0 B0 -- F1 B1 -- F2 B2 -- .  .\n");
+  EXPECT_EQ(RenderTimeline(*simulation, {.max_columns = 4}),
+            "rank 0  | F0 F1 .  . ...\n"
+            "rank 1  | .  F0 B0 -- ...\n");
+}
+
+TEST(PipelineTimelineTest, RendersAWholePlanForTheCommandLine) {
+  const StatusOr<std::string> text =
+      RenderSchedulePlan(ScheduleKind::kZeroBubbleH1, {.stages = 4, .micro_batches = 8});
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_NE(text->find("zb-h1: 4 stages, 8 micro-batches"), std::string::npos) << *text;
+  EXPECT_NE(text->find("rank 3  | .  .  .  F0 B0 F1 B1 F2 B2 F3 B3 W0 F4"), std::string::npos)
+      << *text;
+  EXPECT_NE(text->find("makespan 27  bubble 11.11% (idle / total)"), std::string::npos) << *text;
+  EXPECT_FALSE(RenderSchedulePlan(ScheduleKind::kGpipe, {.stages = 0}).ok());
+}
+
+}  // namespace
+}  // namespace deepnet

@@ -1,0 +1,218 @@
+#include "text/shard.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "text/file_io.h"
+
+namespace deepnet {
+
+static_assert(std::endian::native == std::endian::little, "shards are little-endian");
+
+namespace {
+
+template <typename T>
+void AppendRaw(std::string* out, const T* data, size_t count) {
+  out->append(reinterpret_cast<const char*>(data), count * sizeof(T));
+}
+
+// Checks one offsets table: starts at 0, never decreases, ends at `num_tokens`, no empty example.
+Status ValidateOffsets(const uint64_t* offsets, uint64_t num_examples, uint64_t num_tokens,
+                       const char* side) {
+  if (offsets[0] != 0) {
+    return DataLoss(std::string(side) + " offsets start at " + std::to_string(offsets[0]));
+  }
+  for (uint64_t e = 0; e < num_examples; ++e) {
+    if (offsets[e + 1] <= offsets[e] || offsets[e + 1] > num_tokens) {
+      return DataLoss(std::string(side) + " offset of example " + std::to_string(e + 1) + " is " +
+                      std::to_string(offsets[e + 1]) + " after " + std::to_string(offsets[e]) +
+                      " (" + std::to_string(num_tokens) + " tokens)");
+    }
+  }
+  if (offsets[num_examples] != num_tokens) {
+    return DataLoss(std::string(side) + " offsets end at " + std::to_string(offsets[num_examples]) +
+                    ", header says " + std::to_string(num_tokens) + " tokens");
+  }
+  return OkStatus();
+}
+
+// Checks that every id is in [0, vocab_size) and that every example ends with </s>.
+Status ValidateTokens(const int32_t* tokens, const uint64_t* offsets, uint64_t num_examples,
+                      const ShardHeader& header, const char* side) {
+  const int32_t vocab_size = static_cast<int32_t>(header.vocab_size);
+  for (uint64_t i = 0; i < offsets[num_examples]; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= vocab_size) {
+      return DataLoss(std::string(side) + " token " + std::to_string(i) + " has id " +
+                      std::to_string(tokens[i]) + ", outside the vocabulary of " +
+                      std::to_string(vocab_size));
+    }
+  }
+  for (uint64_t e = 0; e < num_examples; ++e) {
+    if (tokens[offsets[e + 1] - 1] != header.eos_id) {
+      return DataLoss(std::string(side) + " of example " + std::to_string(e) +
+                      " does not end with </s>");
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+ShardWriter::ShardWriter(int32_t vocab_size, const SpecialIds& special)
+    : vocab_size_(vocab_size), special_(special) {}
+
+void ShardWriter::Add(std::span<const int32_t> source, std::span<const int32_t> target) {
+  CHECK(!source.empty() && !target.empty()) << "a shard example needs source and target tokens";
+  source_tokens_.insert(source_tokens_.end(), source.begin(), source.end());
+  target_tokens_.insert(target_tokens_.end(), target.begin(), target.end());
+  source_offsets_.push_back(source_tokens_.size());
+  target_offsets_.push_back(target_tokens_.size());
+}
+
+Status ShardWriter::Write(const std::string& path) const {
+  ShardHeader header{};
+  std::memcpy(header.magic, kShardMagic, sizeof(header.magic));
+  header.version = kShardVersion;
+  header.vocab_size = static_cast<uint32_t>(vocab_size_);
+  header.pad_id = special_.pad;
+  header.bos_id = special_.bos;
+  header.eos_id = special_.eos;
+  header.unk_id = special_.unk;
+  header.num_examples = static_cast<uint64_t>(num_examples());
+  header.num_source_tokens = source_tokens_.size();
+  header.num_target_tokens = target_tokens_.size();
+
+  std::string bytes;
+  bytes.reserve(sizeof(header) + 8 * (source_offsets_.size() + target_offsets_.size()) +
+                4 * (source_tokens_.size() + target_tokens_.size()));
+  AppendRaw(&bytes, &header, 1);
+  AppendRaw(&bytes, source_offsets_.data(), source_offsets_.size());
+  AppendRaw(&bytes, target_offsets_.data(), target_offsets_.size());
+  AppendRaw(&bytes, source_tokens_.data(), source_tokens_.size());
+  AppendRaw(&bytes, target_tokens_.data(), target_tokens_.size());
+  return WriteFileAtomically(path, bytes);
+}
+
+StatusOr<ShardReader> ShardReader::Open(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return NotFound(path + ": cannot open shard: " + std::strerror(errno));
+  struct stat info;
+  if (fstat(fd, &info) != 0) {
+    close(fd);
+    return Internal(path + ": fstat failed: " + std::strerror(errno));
+  }
+  const size_t file_size = static_cast<size_t>(info.st_size);
+  if (file_size < sizeof(ShardHeader)) {
+    close(fd);
+    return DataLoss(path + ": truncated shard: " + std::to_string(file_size) +
+                    " bytes, smaller than the " + std::to_string(sizeof(ShardHeader)) +
+                    "-byte header");
+  }
+  void* map = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) return Internal(path + ": mmap failed: " + std::strerror(errno));
+
+  ShardReader reader;
+  reader.path_ = path;
+  reader.map_ = map;
+  reader.map_size_ = file_size;
+  const Status status = reader.Validate(file_size);
+  if (!status.ok()) return status.WithContext(path);
+  return reader;
+}
+
+Status ShardReader::Validate(size_t file_size) {
+  std::memcpy(&header_, map_, sizeof(header_));
+  if (std::memcmp(header_.magic, kShardMagic, sizeof(kShardMagic)) != 0) {
+    return DataLoss("bad magic: not a deepnet token shard (expected \"DNTK\")");
+  }
+  if (header_.version != kShardVersion) {
+    return DataLoss("unsupported shard version " + std::to_string(header_.version) +
+                    " (this build reads " + std::to_string(kShardVersion) + ")");
+  }
+  const int64_t vocab = header_.vocab_size;
+  for (const int32_t id : {header_.pad_id, header_.bos_id, header_.eos_id, header_.unk_id}) {
+    if (vocab <= 0 || vocab > INT32_MAX || id < 0 || id >= vocab) {
+      return DataLoss("bad header: vocab_size " + std::to_string(vocab) + " with special id " +
+                      std::to_string(id));
+    }
+  }
+  // Counts larger than the file cannot be right; bounding them first keeps the sums below exact.
+  const uint64_t e = header_.num_examples, s = header_.num_source_tokens,
+                 t = header_.num_target_tokens;
+  const uint64_t expected = (e < file_size && s < file_size && t < file_size)
+                                ? sizeof(ShardHeader) + 16 * (e + 1) + 4 * (s + t)
+                                : UINT64_MAX;
+  if (expected != file_size) {
+    return DataLoss((expected > file_size ? "truncated shard: " : "wrong shard size: ") +
+                    std::to_string(file_size) + " bytes, header (" + std::to_string(e) +
+                    " examples, " + std::to_string(s) + " + " + std::to_string(t) +
+                    " tokens) needs " +
+                    (expected == UINT64_MAX ? std::string("more") : std::to_string(expected)));
+  }
+  const char* base = static_cast<const char*>(map_);
+  source_offsets_ = reinterpret_cast<const uint64_t*>(base + sizeof(ShardHeader));
+  target_offsets_ = source_offsets_ + (e + 1);
+  source_tokens_ = reinterpret_cast<const int32_t*>(target_offsets_ + (e + 1));
+  target_tokens_ = source_tokens_ + s;
+  RETURN_IF_ERROR(ValidateOffsets(source_offsets_, e, s, "source"));
+  RETURN_IF_ERROR(ValidateOffsets(target_offsets_, e, t, "target"));
+  RETURN_IF_ERROR(ValidateTokens(source_tokens_, source_offsets_, e, header_, "source"));
+  return ValidateTokens(target_tokens_, target_offsets_, e, header_, "target");
+}
+
+ShardReader::ShardReader(ShardReader&& other) noexcept { *this = std::move(other); }
+
+ShardReader& ShardReader::operator=(ShardReader&& other) noexcept {
+  if (this == &other) return *this;
+  Unmap();
+  path_ = std::move(other.path_);
+  map_ = std::exchange(other.map_, nullptr);
+  map_size_ = std::exchange(other.map_size_, 0);
+  header_ = other.header_;
+  source_offsets_ = std::exchange(other.source_offsets_, nullptr);
+  target_offsets_ = std::exchange(other.target_offsets_, nullptr);
+  source_tokens_ = std::exchange(other.source_tokens_, nullptr);
+  target_tokens_ = std::exchange(other.target_tokens_, nullptr);
+  return *this;
+}
+
+ShardReader::~ShardReader() { Unmap(); }
+
+void ShardReader::Unmap() {
+  if (map_ != nullptr) munmap(map_, map_size_);
+  map_ = nullptr;
+  map_size_ = 0;
+}
+
+SpecialIds ShardReader::special_ids() const {
+  return {
+      .pad = header_.pad_id, .unk = header_.unk_id, .bos = header_.bos_id, .eos = header_.eos_id};
+}
+
+std::span<const int32_t> ShardReader::source(int64_t example) const {
+  DCHECK(example >= 0 && example < num_examples());
+  return {source_tokens_ + source_offsets_[example], static_cast<size_t>(source_length(example))};
+}
+
+std::span<const int32_t> ShardReader::target(int64_t example) const {
+  DCHECK(example >= 0 && example < num_examples());
+  return {target_tokens_ + target_offsets_[example], static_cast<size_t>(target_length(example))};
+}
+
+int32_t ShardReader::source_length(int64_t example) const {
+  return static_cast<int32_t>(source_offsets_[example + 1] - source_offsets_[example]);
+}
+
+int32_t ShardReader::target_length(int64_t example) const {
+  return static_cast<int32_t>(target_offsets_[example + 1] - target_offsets_[example]);
+}
+
+}  // namespace deepnet

@@ -1,0 +1,106 @@
+// Token shards: a tokenized parallel corpus in one binary file, memory-mapped for training.
+//
+// Layout (all little-endian, every section naturally aligned):
+//   ShardHeader                         64 bytes: magic "DNTK", version, vocabulary and special
+//                                       ids, num_examples (E), num_source_tokens (S),
+//                                       num_target_tokens (T)
+//   source_offsets  uint64[E + 1]       example e's source is tokens [off[e], off[e+1])
+//   target_offsets  uint64[E + 1]
+//   source_tokens   int32[S]
+//   target_tokens   int32[T]
+// Each example stores source = pieces + </s> and target = pieces + </s>; the decoder input
+// <s> + pieces is derived when batching. The reader checks the header, every size and offset and
+// that every id lies in [0, vocab_size): a damaged file gives kDataLoss naming the file and the
+// fault, never a crash.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/status.h"
+#include "text/tokenizer.h"
+
+namespace deepnet {
+
+inline constexpr char kShardMagic[4] = {'D', 'N', 'T', 'K'};
+inline constexpr uint32_t kShardVersion = 1;
+
+struct ShardHeader {
+  char magic[4];
+  uint32_t version;
+  uint32_t vocab_size;
+  int32_t pad_id;
+  int32_t bos_id;
+  int32_t eos_id;
+  int32_t unk_id;
+  uint32_t reserved;  // 0
+  uint64_t num_examples;
+  uint64_t num_source_tokens;
+  uint64_t num_target_tokens;
+  uint64_t reserved2;  // 0
+};
+static_assert(sizeof(ShardHeader) == 64);
+
+// Collects examples in memory, then writes the shard atomically (temporary file, fsync, rename).
+class ShardWriter {
+ public:
+  ShardWriter(int32_t vocab_size, const SpecialIds& special);
+
+  // `source` and `target` are complete sequences (already ending in </s>), each non-empty.
+  void Add(std::span<const int32_t> source, std::span<const int32_t> target);
+  Status Write(const std::string& path) const;
+
+  int64_t num_examples() const { return static_cast<int64_t>(source_offsets_.size()) - 1; }
+  int64_t num_source_tokens() const { return static_cast<int64_t>(source_tokens_.size()); }
+  int64_t num_target_tokens() const { return static_cast<int64_t>(target_tokens_.size()); }
+
+ private:
+  int32_t vocab_size_;
+  SpecialIds special_;
+  std::vector<uint64_t> source_offsets_{0};
+  std::vector<uint64_t> target_offsets_{0};
+  std::vector<int32_t> source_tokens_;
+  std::vector<int32_t> target_tokens_;
+};
+
+// A read-only, memory-mapped shard. Movable, not copyable; unmaps on destruction.
+class ShardReader {
+ public:
+  static StatusOr<ShardReader> Open(const std::string& path);
+
+  ShardReader(ShardReader&& other) noexcept;
+  ShardReader& operator=(ShardReader&& other) noexcept;
+  ShardReader(const ShardReader&) = delete;
+  ShardReader& operator=(const ShardReader&) = delete;
+  ~ShardReader();
+
+  int64_t num_examples() const { return static_cast<int64_t>(header_.num_examples); }
+  int64_t num_source_tokens() const { return static_cast<int64_t>(header_.num_source_tokens); }
+  int64_t num_target_tokens() const { return static_cast<int64_t>(header_.num_target_tokens); }
+  int32_t vocab_size() const { return static_cast<int32_t>(header_.vocab_size); }
+  SpecialIds special_ids() const;
+  const std::string& path() const { return path_; }
+
+  std::span<const int32_t> source(int64_t example) const;  // pieces + </s>
+  std::span<const int32_t> target(int64_t example) const;  // pieces + </s>
+  int32_t source_length(int64_t example) const;
+  int32_t target_length(int64_t example) const;
+
+ private:
+  ShardReader() = default;
+  Status Validate(size_t file_size);
+  void Unmap();
+
+  std::string path_;
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  ShardHeader header_{};
+  const uint64_t* source_offsets_ = nullptr;  // (E + 1)
+  const uint64_t* target_offsets_ = nullptr;  // (E + 1)
+  const int32_t* source_tokens_ = nullptr;    // (S)
+  const int32_t* target_tokens_ = nullptr;    // (T)
+};
+
+}  // namespace deepnet
