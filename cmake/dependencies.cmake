@@ -40,3 +40,18 @@ endif()
 
 # Python with PyTorch serves only as an independent reference in tests and benchmarks.
 find_program(DEEPNET_TORCH_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+
+# Debian's libsentencepiece bundles protobuf 3.14 and exports those symbols; with the shared
+# libprotobuf 3.21 in the same process one binds to the other's code and a program crashes at
+# start-up or at the first tokenizer load. Executables that use both configs and the tokenizer
+# therefore carry all of libprotobuf.a with its symbols kept out of the dynamic table (the shared
+# library, left unreferenced, is dropped by --as-needed), so sentencepiece keeps its own copy.
+find_library(DEEPNET_PROTOBUF_STATIC NAMES libprotobuf.a)
+function(deepnet_link_protobuf_privately target)
+  if(DEEPNET_PROTOBUF_STATIC)
+    find_package(ZLIB REQUIRED)  # libprotobuf.a's gzip streams
+    target_link_libraries(${target} PRIVATE
+                          "$<LINK_LIBRARY:WHOLE_ARCHIVE,${DEEPNET_PROTOBUF_STATIC}>" ZLIB::ZLIB)
+    target_link_options(${target} PRIVATE -Wl,--as-needed -Wl,--exclude-libs,libprotobuf.a)
+  endif()
+endfunction()

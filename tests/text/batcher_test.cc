@@ -2,6 +2,7 @@
 #include "text/batcher.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -21,7 +22,9 @@ constexpr int32_t kVocab = 100;
 class BatcherTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    path_ = new std::string((fs::path(::testing::TempDir()) / "batcher_test.bin").string());
+    path_ = new std::string(
+        (fs::path(::testing::TempDir()) / ("batcher_test_" + std::to_string(::getpid()) + ".bin"))
+            .string());
     ShardWriter writer(kVocab, SpecialIds{});
     uint32_t state = 12345;
     const auto next = [&state](uint32_t n) {

@@ -3,6 +3,7 @@
 #include "text/tokenizer.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -25,7 +26,8 @@ std::string DataFile(const std::string& name) {
 class TokenizerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::path(::testing::TempDir()) / "tokenizer_test");
+    dir_ = new fs::path(fs::path(::testing::TempDir()) /
+                        ("tokenizer_test_" + std::to_string(::getpid())));
     fs::remove_all(*dir_);
     fs::create_directories(*dir_);
     StatusOr<std::string> tsv = ReadTextFile(DataFile("train.tsv"));

@@ -1,0 +1,31 @@
+// `deepnet export --checkpoint DIR --out model.safetensors`: SPEC §2 export of a checkpoint.
+#include "configs/config.h"
+#include "launcher/command_line.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
+#include "train/export.h"
+
+namespace deepnet {
+
+Status RunExportCommand(const CommandLine& command_line) {
+  if (FLAGS_checkpoint.empty() || FLAGS_out.empty()) {
+    return InvalidArgument("export needs --checkpoint DIR and --out FILE");
+  }
+  ASSIGN_OR_RETURN(const std::string dir, ResolveCheckpointDir(FLAGS_checkpoint));
+  ASSIGN_OR_RETURN(const TrainingState state, ReadTrainingState(dir));
+  ASSIGN_OR_RETURN(const config::RunConfig config,
+                   config::LoadConfigFromText(state.config_text, dir + "/state.json", {}));
+  ModelBuildOptions options;
+  options.seed = state.seed;
+  options.pad_id = state.special_ids.pad;
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Build(config.model(), options));
+  std::vector<Unit*> units;
+  for (auto& unit : model->units()) units.push_back(unit.get());
+  RETURN_IF_ERROR(LoadParameters(dir, units, CpuBackend()));
+  RETURN_IF_ERROR(ExportModel(FLAGS_out, units, config.model(), state.special_ids, CpuBackend()));
+  LOG(INFO) << "exported " << dir << " (step " << state.step << ", " << model->num_parameters()
+            << " parameters) to " << FLAGS_out;
+  return OkStatus();
+}
+
+}  // namespace deepnet

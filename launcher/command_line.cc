@@ -1,0 +1,54 @@
+// Shared flags, --set extraction and config loading for the commands.
+#include "launcher/command_line.h"
+
+#include <cstring>
+
+#include "configs/config.h"
+
+DEFINE_string(config, "", "run config file (text-format RunConfig, e.g. configs/demo.pbtxt)");
+DEFINE_string(data_dir, "", "overrides data.data_dir (where `prepare` writes and `train` reads)");
+DEFINE_string(checkpoint_dir, "", "overrides checkpoint.dir");
+DEFINE_bool(resume, false, "continue from the newest checkpoint in checkpoint.dir, if any");
+DEFINE_string(checkpoint, "", "export: a step directory, or a checkpoint root (uses `latest`)");
+DEFINE_string(out, "", "export: the safetensors file to write");
+
+namespace deepnet {
+
+StatusOr<std::vector<std::string>> ExtractSetFlags(int* argc, char** argv) {
+  std::vector<std::string> values;
+  int kept = 1;
+  for (int i = 1; i < *argc; ++i) {
+    const char* arg = argv[i];
+    if (std::strcmp(arg, "--") == 0) {  // gflags stops here too: keep the rest as is
+      while (i < *argc) argv[kept++] = argv[i++];
+      break;
+    }
+    const char* name = arg[0] == '-' && arg[1] == '-' ? arg + 2 : arg[0] == '-' ? arg + 1 : nullptr;
+    if (name != nullptr && std::strncmp(name, "set=", 4) == 0) {
+      values.emplace_back(name + 4);
+    } else if (name != nullptr && std::strcmp(name, "set") == 0) {
+      if (i + 1 >= *argc)
+        return InvalidArgument("--set needs a value, e.g. --set train.max_steps=5");
+      values.emplace_back(argv[++i]);
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  *argc = kept;
+  return values;
+}
+
+StatusOr<config::RunConfig> LoadRunConfig(const CommandLine& command_line, bool require_file) {
+  std::vector<std::string> overrides = command_line.overrides;
+  if (!FLAGS_data_dir.empty()) overrides.push_back("data.data_dir=" + FLAGS_data_dir);
+  if (!FLAGS_checkpoint_dir.empty()) overrides.push_back("checkpoint.dir=" + FLAGS_checkpoint_dir);
+  if (FLAGS_resume) overrides.push_back("checkpoint.resume=true");
+  if (FLAGS_config.empty()) {
+    if (require_file)
+      return InvalidArgument("--config is required (e.g. --config configs/demo.pbtxt)");
+    return config::LoadConfigFromText("", "(defaults)", overrides);
+  }
+  return config::LoadConfig(FLAGS_config, overrides);
+}
+
+}  // namespace deepnet

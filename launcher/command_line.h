@@ -1,0 +1,44 @@
+// The pieces of the `deepnet` command line that every command shares.
+//
+// Flags are gflags (--config, --data_dir, --checkpoint_dir, --resume, --checkpoint, --out),
+// except --set: gflags keeps only the last value of a repeated flag, so main() takes every
+// `--set X` / `--set=X` out of argv itself, in order, before gflags sees the rest.
+#pragma once
+
+#include <gflags/gflags.h>
+
+#include <string>
+#include <vector>
+
+#include "configs/deepnet.pb.h"
+#include "runtime/status.h"
+
+DECLARE_string(config);
+DECLARE_string(data_dir);
+DECLARE_string(checkpoint_dir);
+DECLARE_bool(resume);
+DECLARE_string(checkpoint);
+DECLARE_string(out);
+
+namespace deepnet {
+
+struct CommandLine {
+  std::string command;                 // "train", "export", ...
+  std::vector<std::string> overrides;  // every --set, in order
+};
+
+// Removes `--set X`, `--set=X` (also with one dash) from argv, returning the values in order.
+// InvalidArgument for a --set without a value.
+StatusOr<std::vector<std::string>> ExtractSetFlags(int* argc, char** argv);
+
+// The config of --config (or the defaults alone when --config is empty and `require_file` is
+// false), then every --set, then --data_dir, --checkpoint_dir and --resume; validated.
+StatusOr<config::RunConfig> LoadRunConfig(const CommandLine& command_line, bool require_file);
+
+// One function per command (launcher/cmd_*.cc).
+Status RunConfigCommand(const CommandLine& command_line);
+Status RunPrepareCommand(const CommandLine& command_line);
+Status RunTrainCommand(const CommandLine& command_line);
+Status RunExportCommand(const CommandLine& command_line);
+
+}  // namespace deepnet

@@ -1,0 +1,97 @@
+// deepnet: the command-line entry point. `deepnet <command> [flags]`; each command lives in
+// launcher/cmd_<command>.cc. This is the only place a Status becomes an exit code:
+// 0 success, 1 the command failed, 2 a usage error.
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
+#include <cstring>
+#include <iostream>
+#include <string_view>
+
+#include "launcher/command_line.h"
+
+namespace deepnet {
+namespace {
+
+constexpr char kUsage[] = R"(usage: deepnet <command> [flags]
+
+commands:
+  prepare  --config X         train the tokenizer and write token shards into data.data_dir
+  train    --config X         train (checkpoints in checkpoint.dir; --resume continues)
+  export   --checkpoint DIR --out FILE
+                              write a checkpoint's model as SPEC safetensors
+  config   [--config X]       print the merged, validated config
+
+flags:
+  --config FILE         run config (text-format RunConfig), merged over the built-in defaults
+  --set OVERRIDE        repeatable, applied in order: `train.max_steps=5` or a text-format
+                        fragment `model { d_model: 128 }`
+  --data_dir DIR        overrides data.data_dir
+  --checkpoint_dir DIR  overrides checkpoint.dir
+  --resume              continue from the newest checkpoint in checkpoint.dir, if any
+  --checkpoint DIR      export: a step directory or a checkpoint root (follows `latest`)
+  --out FILE            export: output file
+Logs go to stderr (glog; --logtostderr=false writes log files instead).
+)";
+
+using CommandFn = Status (*)(const CommandLine&);
+
+CommandFn FindCommand(std::string_view name) {
+  if (name == "prepare") return RunPrepareCommand;
+  if (name == "train") return RunTrainCommand;
+  if (name == "export") return RunExportCommand;
+  if (name == "config") return RunConfigCommand;
+  return nullptr;
+}
+
+bool WantsHelp(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "help" || arg == "--help" || arg == "-help" || arg == "-h") return true;
+  }
+  return false;
+}
+
+int Main(int argc, char** argv) {
+  if (argc < 2 || WantsHelp(argc, argv)) {
+    std::cerr << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  CommandLine command_line;
+  command_line.command = argv[1];
+  const CommandFn command = FindCommand(command_line.command);
+  if (command == nullptr) {
+    std::cerr << "deepnet: unknown command \"" << command_line.command << "\"\n\n" << kUsage;
+    return 2;
+  }
+  // Drop the command word, then take the --set flags out before gflags parses the rest.
+  argv[1] = argv[0];
+  ++argv;
+  --argc;
+  StatusOr<std::vector<std::string>> overrides = ExtractSetFlags(&argc, argv);
+  if (!overrides.ok()) {
+    std::cerr << "deepnet " << command_line.command << ": " << overrides.status().message() << "\n";
+    return 2;
+  }
+  command_line.overrides = std::move(overrides).value();
+  FLAGS_logtostderr = true;
+  gflags::SetUsageMessage(kUsage);
+  gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
+  if (argc > 1) {
+    std::cerr << "deepnet " << command_line.command << ": unexpected argument \"" << argv[1]
+              << "\"\n";
+    return 2;
+  }
+  google::InitGoogleLogging("deepnet");
+  const Status status = command(command_line);
+  if (!status.ok()) {
+    std::cerr << "deepnet " << command_line.command << ": error: " << status.ToString() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace deepnet
+
+int main(int argc, char** argv) { return deepnet::Main(argc, argv); }

@@ -1,0 +1,101 @@
+// Adam / AdamW with global gradient-norm clipping (see the header for the order of operations).
+#include "train/optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace deepnet {
+
+StatusOr<double> LocalGradNormReducer::GlobalSumOfSquares(
+    const std::vector<UnitGradSquares>& local) {
+  double total = 0.0;
+  for (const UnitGradSquares& unit : local) total += unit.sum_of_squares;
+  return total;
+}
+
+OptimizerOptions OptimizerOptions::FromConfig(const config::RunConfig& config) {
+  OptimizerOptions options;
+  options.type = config.optimizer().type();
+  options.beta1 = config.optimizer().beta1();
+  options.beta2 = config.optimizer().beta2();
+  options.eps = config.optimizer().eps();
+  options.weight_decay = config.optimizer().weight_decay();
+  options.clip_norm = config.train().clip_norm();
+  return options;
+}
+
+StatusOr<std::unique_ptr<Optimizer>> Optimizer::Create(std::vector<Unit*> units,
+                                                       const OptimizerOptions& options,
+                                                       const Backend& backend) {
+  if (options.type != config::OptimizerConfig::ADAM &&
+      options.type != config::OptimizerConfig::ADAMW) {
+    return InvalidArgument("optimizer.type must be ADAM or ADAMW");
+  }
+  std::unique_ptr<Optimizer> optimizer(new Optimizer(std::move(units), options, backend));
+  for (Unit* unit : optimizer->units_) {
+    for (Parameter& parameter : unit->parameters()) {
+      ParameterState state;
+      state.unit = unit;
+      state.parameter = &parameter;
+      state.m = backend.Zeros(parameter.value.shape(), parameter.value.dtype(),
+                              MemoryCategory::kOptimizerState);
+      state.v = backend.Zeros(parameter.value.shape(), parameter.value.dtype(),
+                              MemoryCategory::kOptimizerState);
+      optimizer->states_.push_back(std::move(state));
+    }
+  }
+  return optimizer;
+}
+
+std::vector<UnitGradSquares> Optimizer::LocalGradSquares() const {
+  std::vector<UnitGradSquares> partials;
+  partials.reserve(units_.size());
+  for (const Unit* unit : units_) {
+    UnitGradSquares partial{unit->index(), 0.0};
+    for (const Parameter& parameter : unit->parameters()) {
+      if (!parameter.tied_copy) partial.sum_of_squares += backend_.SumOfSquares(parameter.grad);
+    }
+    partials.push_back(partial);
+  }
+  return partials;
+}
+
+void Optimizer::Update(ParameterState& state, double lr, double clip_scale) const {
+  const Parameter& p = *state.parameter;
+  cpu::AdamWConfig adam;
+  adam.lr = lr;
+  adam.beta1 = options_.beta1;
+  adam.beta2 = options_.beta2;
+  adam.eps = options_.eps;
+  const int64_t t = step_ + 1;
+  if (options_.type == config::OptimizerConfig::ADAMW) {
+    adam.weight_decay = options_.weight_decay;
+    backend_.AdamW(p.value, state.m, state.v, p.grad, adam, t, clip_scale);
+    return;
+  }
+  // Adam with L2: grad ← clip_scale·grad + wd·param (the gradient is consumed by this step).
+  if (options_.weight_decay != 0.0) {
+    if (clip_scale != 1.0) backend_.Scale(p.grad, p.grad, clip_scale);
+    backend_.Axpy(p.grad, p.value, options_.weight_decay);
+    clip_scale = 1.0;
+  }
+  backend_.AdamW(p.value, state.m, state.v, p.grad, adam, t, clip_scale);
+}
+
+StatusOr<OptimizerStepStats> Optimizer::Step(double lr, GradNormReducer& reducer) {
+  ASSIGN_OR_RETURN(const double sum_of_squares, reducer.GlobalSumOfSquares(LocalGradSquares()));
+  OptimizerStepStats stats;
+  stats.grad_norm = std::sqrt(sum_of_squares);
+  if (!std::isfinite(stats.grad_norm)) {
+    return FailedPrecondition("update " + std::to_string(step_ + 1) + ": gradient norm is " +
+                              std::to_string(stats.grad_norm) + " (training diverged)");
+  }
+  if (options_.clip_norm > 0.0) {
+    stats.clip_scale = std::min(1.0, options_.clip_norm / (stats.grad_norm + 1e-6));
+  }
+  for (ParameterState& state : states_) Update(state, lr, stats.clip_scale);
+  ++step_;
+  return stats;
+}
+
+}  // namespace deepnet

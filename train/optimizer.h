@@ -1,0 +1,102 @@
+// Adam / AdamW over the parameters of a list of units, with global gradient-norm clipping.
+//
+// The step, in order:
+//   1. each unit's Σ grad² over its primary parameters (tied copies skipped: they hold the same
+//      summed gradient as their primary), accumulated in double in declaration order;
+//   2. a GradNormReducer adds the per-unit partial sums in unit order. One process sums its own;
+//      a pipeline gathers every stage's partials and adds them in the same unit order, so the norm
+//      — and the whole update — is bit-identical for any partition;
+//   3. clip scale = min(1, clip_norm / (norm + 1e-6)) (PyTorch clip_grad_norm_);
+//   4. every parameter, tied copies included, gets the same Adam(W) update from its own moments,
+//      so tied copies stay equal bit for bit.
+// ADAM adds weight_decay·param to the (clipped) gradient (L2, as torch.optim.Adam); ADAMW decays
+// the weights directly (decoupled). The moments m, v are charged to kOptimizerState.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "configs/deepnet.pb.h"
+#include "kernels/backend.h"
+#include "model/unit.h"
+#include "runtime/status.h"
+
+namespace deepnet {
+
+struct UnitGradSquares {
+  int unit_index = 0;
+  double sum_of_squares = 0.0;
+};
+
+// Turns this process's per-unit partial sums into the global Σ grad² of the whole model.
+class GradNormReducer {
+ public:
+  virtual ~GradNormReducer() = default;
+  // `local` is in increasing unit order. The result must add every unit's partial in unit order.
+  virtual StatusOr<double> GlobalSumOfSquares(const std::vector<UnitGradSquares>& local) = 0;
+};
+
+// A single process holding every unit.
+class LocalGradNormReducer final : public GradNormReducer {
+ public:
+  StatusOr<double> GlobalSumOfSquares(const std::vector<UnitGradSquares>& local) override;
+};
+
+struct OptimizerOptions {
+  config::OptimizerConfig::Type type = config::OptimizerConfig::ADAM;
+  double beta1 = 0.9;
+  double beta2 = 0.98;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double clip_norm = 0.0;  // 0 = no clipping
+
+  static OptimizerOptions FromConfig(const config::RunConfig& config);
+};
+
+struct OptimizerStepStats {
+  double grad_norm = 0.0;   // before clipping
+  double clip_scale = 1.0;  // factor applied to the gradients
+};
+
+// One parameter's Adam moments, for checkpoints.
+struct ParameterState {
+  const Unit* unit = nullptr;
+  Parameter* parameter = nullptr;
+  Tensor m;  // first moment, like the parameter
+  Tensor v;  // second moment
+};
+
+class Optimizer {
+ public:
+  // Allocates zeroed moments for every parameter of `units` (which must outlive the optimizer).
+  static StatusOr<std::unique_ptr<Optimizer>> Create(std::vector<Unit*> units,
+                                                     const OptimizerOptions& options,
+                                                     const Backend& backend);
+
+  // Σ grad² of each unit's primary parameters (step 1 above).
+  std::vector<UnitGradSquares> LocalGradSquares() const;
+
+  // Clips and updates every parameter with learning rate `lr`, then advances step(). A non-finite
+  // gradient norm updates nothing and fails (the run has diverged).
+  StatusOr<OptimizerStepStats> Step(double lr, GradNormReducer& reducer);
+
+  // Updates done so far (Adam's bias correction uses step() + 1 for the next one).
+  int64_t step() const { return step_; }
+  void set_step(int64_t step) { step_ = step; }
+  std::vector<ParameterState>& states() { return states_; }
+  const OptimizerOptions& options() const { return options_; }
+
+ private:
+  Optimizer(std::vector<Unit*> units, const OptimizerOptions& options, const Backend& backend)
+      : units_(std::move(units)), options_(options), backend_(backend) {}
+  void Update(ParameterState& state, double lr, double clip_scale) const;
+
+  std::vector<Unit*> units_;
+  OptimizerOptions options_;
+  const Backend& backend_;
+  std::vector<ParameterState> states_;  // unit order, then declaration order
+  int64_t step_ = 0;
+};
+
+}  // namespace deepnet

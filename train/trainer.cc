@@ -1,0 +1,299 @@
+// The single-process training loop (see the header for the step).
+#include "train/trainer.h"
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include <filesystem>
+
+#include "configs/config.h"
+#include "train/micro_batch.h"
+#include "train/progress.h"
+
+namespace deepnet {
+namespace {
+
+Recompute RecomputeOf(const config::ParallelConfig& parallel) {
+  switch (parallel.recompute()) {
+    case config::ParallelConfig::SELECTIVE:
+      return Recompute::kSelective;
+    case config::ParallelConfig::FULL:
+      return Recompute::kFull;
+    default:
+      return Recompute::kNone;
+  }
+}
+
+// What this trainer runs: one rank, CPU, fp32. Pipelines go through the pipeline engine.
+Status CheckSingleProcess(const config::RunConfig& config) {
+  const config::ParallelConfig& parallel = config.parallel();
+  if (parallel.pipeline_stages() != 1 || parallel.data_parallel() != 1) {
+    return FailedPrecondition(
+        "the single-process trainer runs parallel.pipeline_stages = 1 and "
+        "parallel.data_parallel = 1 (got " +
+        std::to_string(parallel.pipeline_stages()) + " and " +
+        std::to_string(parallel.data_parallel()) + ")");
+  }
+  if (parallel.backend() != config::ParallelConfig::CPU) {
+    return Unimplemented("parallel.backend: only CPU is available to the trainer");
+  }
+  if (parallel.precision() != config::ParallelConfig::FP32) {
+    return Unimplemented("parallel.precision: the CPU backend trains in FP32 only");
+  }
+  return OkStatus();
+}
+
+StatusOr<std::unique_ptr<ShardReader>> OpenShard(const std::string& path) {
+  if (!std::filesystem::exists(path)) {
+    return NotFound(path + " does not exist; run `deepnet prepare --config <same config>` first");
+  }
+  ASSIGN_OR_RETURN(ShardReader shard, ShardReader::Open(path));
+  return std::make_unique<ShardReader>(std::move(shard));
+}
+
+BatcherOptions TrainBatcherOptions(const config::RunConfig& config) {
+  BatcherOptions options;
+  // One batch is one pipeline flush: parallel.micro_batches micro-batches of max_tokens each.
+  options.max_tokens =
+      int64_t{config.data().max_tokens_per_batch()} * config.parallel().micro_batches();
+  options.shuffle = config.data().shuffle_buffer() > 0;
+  options.sort_window = config.data().shuffle_buffer();
+  options.seed = config.train().seed();
+  return options;
+}
+
+}  // namespace
+
+std::string TrainShardPath(const config::RunConfig& config) {
+  return (std::filesystem::path(config.data().data_dir()) / "train.bin").string();
+}
+
+std::string ValidShardPath(const config::RunConfig& config) {
+  return (std::filesystem::path(config.data().data_dir()) / "valid.bin").string();
+}
+
+Trainer::Trainer(const config::RunConfig& config, FileSystem& fs)
+    : config_(config), fs_(fs), backend_(&CpuBackend()) {}
+
+Trainer::~Trainer() = default;
+
+StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::RunConfig& config,
+                                                   FileSystem& fs) {
+  RETURN_IF_ERROR(CheckSingleProcess(config));
+  std::unique_ptr<Trainer> trainer(new Trainer(config, fs));
+  RETURN_IF_ERROR(trainer->OpenData());
+  RETURN_IF_ERROR(trainer->BuildModel());
+  const std::string& root = config.checkpoint().dir();
+  if (root.empty()) {
+    LOG_IF(WARNING, config.checkpoint().resume()) << "checkpoint.dir is empty: nothing to resume";
+    return trainer;
+  }
+  StatusOr<std::string> latest = FindLatestCheckpoint(root);
+  if (latest.ok() && config.checkpoint().resume()) {
+    RETURN_IF_ERROR(trainer->Restore(*latest));
+  } else if (latest.ok()) {
+    LOG(WARNING) << root << " already holds checkpoints (latest " << *latest
+                 << "); this run starts from step 0 and replaces them (--resume continues)";
+  } else if (latest.status().code() == StatusCode::kNotFound) {
+    LOG_IF(INFO, config.checkpoint().resume()) << "no checkpoint in " << root << " yet; "
+                                               << "starting from step 0";
+  } else {
+    return latest.status();
+  }
+  return trainer;
+}
+
+Status Trainer::OpenData() {
+  ASSIGN_OR_RETURN(train_shard_, OpenShard(TrainShardPath(config_)));
+  const int32_t shard_vocab = train_shard_->vocab_size();
+  config::ModelConfig& model = *config_.mutable_model();
+  if (model.vocab_size() == 0) model.set_vocab_size(shard_vocab);
+  if (model.vocab_size() < shard_vocab) {
+    return InvalidArgument("model.vocab_size " + std::to_string(model.vocab_size()) +
+                           " is smaller than the vocabulary of " + train_shard_->path() + " (" +
+                           std::to_string(shard_vocab) + ")");
+  }
+  ASSIGN_OR_RETURN(Batcher batcher,
+                   Batcher::Create(train_shard_.get(), TrainBatcherOptions(config_)));
+  batcher_.emplace(std::move(batcher));
+
+  const bool wants_valid = config_.train().valid_every() > 0 && !config_.data().valid_tsv().empty();
+  if (!wants_valid || !std::filesystem::exists(ValidShardPath(config_))) return OkStatus();
+  ASSIGN_OR_RETURN(valid_shard_, OpenShard(ValidShardPath(config_)));
+  std::vector<int32_t> source_lengths, target_lengths;
+  for (int64_t e = 0; e < valid_shard_->num_examples(); ++e) {
+    source_lengths.push_back(valid_shard_->source_length(e));
+    target_lengths.push_back(valid_shard_->target_length(e));
+  }
+  BatcherOptions options;
+  options.max_tokens = config_.data().max_tokens_per_batch();
+  options.shuffle = false;
+  ASSIGN_OR_RETURN(valid_plan_, PlanEpoch(source_lengths, target_lengths, options, 0));
+  return OkStatus();
+}
+
+Status Trainer::BuildModel() {
+  ModelBuildOptions options;
+  options.seed = config_.train().seed();
+  options.dtype = DType::kF32;
+  options.backend = backend_;
+  options.pad_id = train_shard_->special_ids().pad;
+  ASSIGN_OR_RETURN(model_, Model::Build(config_.model(), options));
+  ASSIGN_OR_RETURN(optimizer_,
+                   Optimizer::Create(Units(), OptimizerOptions::FromConfig(config_), *backend_));
+  ASSIGN_OR_RETURN(LrSchedule schedule,
+                   LrSchedule::Create(config_.lr_schedule(), config_.optimizer().lr(),
+                                      config_.train().max_steps()));
+  schedule_.emplace(schedule);
+  return OkStatus();
+}
+
+std::vector<Unit*> Trainer::Units() {
+  std::vector<Unit*> units;
+  for (auto& unit : model_->units()) units.push_back(unit.get());
+  return units;
+}
+
+Status Trainer::Restore(const std::string& checkpoint_dir) {
+  ASSIGN_OR_RETURN(TrainingState state, ReadTrainingState(checkpoint_dir));
+  ASSIGN_OR_RETURN(
+      config::RunConfig saved,
+      config::LoadConfigFromText(state.config_text, checkpoint_dir + "/state.json", {}));
+  if (!google::protobuf::util::MessageDifferencer::Equals(saved.model(), config_.model())) {
+    return FailedPrecondition(checkpoint_dir + " was trained with another model config:\n" +
+                              saved.model().ShortDebugString() + "\nnow:\n" +
+                              config_.model().ShortDebugString());
+  }
+  if (state.seed != config_.train().seed()) {
+    return FailedPrecondition(checkpoint_dir + " was trained with train.seed " +
+                              std::to_string(state.seed) + ", the config says " +
+                              std::to_string(config_.train().seed()));
+  }
+  RETURN_IF_ERROR(LoadParameters(checkpoint_dir, Units(), *backend_));
+  RETURN_IF_ERROR(LoadOptimizerState(checkpoint_dir, *optimizer_, *backend_));
+  if (optimizer_->step() != state.step) {
+    return DataLoss(checkpoint_dir + ": optimizer step " + std::to_string(optimizer_->step()) +
+                    " differs from the state's step " + std::to_string(state.step));
+  }
+  RETURN_IF_ERROR(batcher_->Seek(state.data_position));
+  step_ = state.step;
+  last_saved_step_ = state.step;
+  LOG(INFO) << "resumed from " << checkpoint_dir << " at step " << step_;
+  return OkStatus();
+}
+
+StepContext Trainer::Context(bool training) const {
+  StepContext ctx;
+  ctx.backend = backend_;
+  ctx.seed = config_.train().seed();
+  ctx.step = step_;
+  ctx.training = training;
+  ctx.recompute = RecomputeOf(config_.parallel());
+  ctx.label_smoothing = config_.train().label_smoothing();
+  ctx.pad_id = train_shard_->special_ids().pad;
+  return ctx;
+}
+
+StatusOr<std::vector<MicroBatch>> Trainer::NextStepMicroBatches() {
+  std::vector<MicroBatch> micro_batches;
+  for (int flush = 0; flush < config_.train().micro_batches(); ++flush) {
+    ASSIGN_OR_RETURN(Batch batch, batcher_->Next());
+    ASSIGN_OR_RETURN(std::vector<MicroBatch> parts,
+                     ToMicroBatches(batch, config_.parallel().micro_batches(),
+                                    static_cast<int>(micro_batches.size()), *backend_));
+    for (MicroBatch& part : parts) micro_batches.push_back(std::move(part));
+  }
+  return micro_batches;
+}
+
+StatusOr<StepResult> Trainer::TrainStep() {
+  ASSIGN_OR_RETURN(std::vector<MicroBatch> micro_batches, NextStepMicroBatches());
+  int64_t step_tokens = 0;
+  for (const MicroBatch& mb : micro_batches) step_tokens += mb.num_target_tokens;
+  if (step_tokens == 0) return Internal("step " + std::to_string(step_) + " has no target tokens");
+
+  StepContext ctx = Context(/*training=*/true);
+  ctx.loss_scale = 1.0 / static_cast<double>(step_tokens);
+  model_->ZeroGrads();
+  StepResult result;
+  for (const MicroBatch& mb : micro_batches) {
+    const Stream out = model_->ForwardBackward(ctx, mb);
+    result.loss_sum += out.loss_sum;
+    result.loss_tokens += out.loss_tokens;
+  }
+  model_->SumTiedGradients();
+  result.lr = schedule_->LearningRate(step_);
+  ASSIGN_OR_RETURN(result.optimizer, optimizer_->Step(result.lr, reducer_));
+  ++step_;
+  return result;
+}
+
+StatusOr<double> Trainer::ValidationLoss() {
+  if (valid_shard_ == nullptr) return NotFound("no validation data in " + ValidShardPath(config_));
+  const StepContext ctx = Context(/*training=*/false);
+  double loss_sum = 0.0;
+  int64_t loss_tokens = 0;
+  for (const std::vector<int64_t>& example_ids : valid_plan_) {
+    const MicroBatch mb = ToMicroBatch(MakeBatch(*valid_shard_, example_ids), 0, *backend_);
+    const Stream out = model_->Forward(ctx, mb);
+    loss_sum += out.loss_sum;
+    loss_tokens += out.loss_tokens;
+  }
+  if (loss_tokens == 0) return NotFound("the validation shard has no target tokens");
+  return loss_sum / static_cast<double>(loss_tokens);
+}
+
+TrainingState Trainer::State() const {
+  TrainingState state;
+  state.step = step_;
+  state.seed = config_.train().seed();
+  state.data_position = batcher_->position();
+  state.vocab_size = train_shard_->vocab_size();
+  state.special_ids = train_shard_->special_ids();
+  state.config_text = config::ConfigToText(config_);
+  return state;
+}
+
+Status Trainer::SaveCheckpoint() {
+  const std::string& root = config_.checkpoint().dir();
+  if (root.empty()) return FailedPrecondition("checkpoint.dir is empty");
+  RETURN_IF_ERROR(deepnet::SaveCheckpoint(root, State(), Units(), *optimizer_, *backend_,
+                                          config_.checkpoint().keep_last(), fs_));
+  last_saved_step_ = step_;
+  LOG(INFO) << "saved checkpoint " << root << "/" << CheckpointDirName(step_);
+  return OkStatus();
+}
+
+Status Trainer::Run() {
+  const int64_t max_steps = config_.train().max_steps();
+  const int64_t log_every = std::max<int64_t>(1, config_.logging().log_every());
+  const int64_t valid_every = config_.train().valid_every();
+  const int64_t checkpoint_every = config_.checkpoint().every_steps();
+  const bool checkpoints = !config_.checkpoint().dir().empty();
+  ASSIGN_OR_RETURN(MetricsWriter metrics, MetricsWriter::Open(config_.logging().json_metrics()));
+  LOG(INFO) << "training " << model_->num_parameters() << " parameters in "
+            << model_->units().size() << " units on " << train_shard_->num_examples()
+            << " examples, steps " << step_ << " -> " << max_steps;
+
+  ProgressMeter meter(step_, max_steps);
+  while (step_ < max_steps) {
+    ASSIGN_OR_RETURN(const StepResult result, TrainStep());
+    meter.AddStep(result.loss_sum, result.loss_tokens, result.lr, result.optimizer.grad_norm);
+    if (step_ % log_every == 0 || step_ == max_steps) {
+      const ProgressRecord record = meter.TakeRecord(step_);
+      LOG(INFO) << FormatProgressLine(record, max_steps);
+      RETURN_IF_ERROR(metrics.WriteProgress(record));
+    }
+    if (valid_every > 0 && valid_shard_ != nullptr && step_ % valid_every == 0) {
+      ASSIGN_OR_RETURN(const double valid_loss, ValidationLoss());
+      LOG(INFO) << "step " << step_ << " | valid loss " << valid_loss;
+      RETURN_IF_ERROR(metrics.WriteValidation(step_, valid_loss));
+    }
+    if (checkpoints && checkpoint_every > 0 && step_ % checkpoint_every == 0) {
+      RETURN_IF_ERROR(SaveCheckpoint());
+    }
+  }
+  if (checkpoints && last_saved_step_ != step_) RETURN_IF_ERROR(SaveCheckpoint());
+  return OkStatus();
+}
+
+}  // namespace deepnet
