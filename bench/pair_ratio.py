@@ -10,18 +10,19 @@ reference variant, using the median real time over repetitions (or the single ru
 import argparse
 import collections
 import json
+import re
 import statistics
 
 
-def median_times(path):
+def median_times(path, metric):
     with open(path) as f:
         runs = json.load(f)["benchmarks"]
     times = collections.defaultdict(list)
     for run in runs:
         if run.get("run_type") == "aggregate":
             continue
-        name = run["run_name"].removesuffix("/real_time")
-        times[name].append(run["real_time"])
+        name = re.sub(r"/(iterations:\d+|real_time)", "", run["run_name"])
+        times[name].append(run[metric])
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -29,9 +30,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json")
     parser.add_argument("--reference", required=True, help="variant the others are divided by")
+    parser.add_argument("--metric", default="real_time", choices=["real_time", "cpu_time"])
     args = parser.parse_args()
     groups = collections.defaultdict(dict)
-    for name, time in median_times(args.json).items():
+    for name, time in median_times(args.json, args.metric).items():
         prefix, variant = name.rsplit("/", 1)
         groups[prefix][variant] = time
     def natural(prefix):  # N:512 before N:2048

@@ -1,16 +1,59 @@
 // `deepnet train --config X [--set ...] [--data_dir D] [--checkpoint_dir C] [--resume]`.
+//
+// One process (train/trainer.h) when the config asks for one rank; otherwise one process per rank
+// of a data × pipeline grid (parallel/pipeline_trainer.h), started by MPI:
+//   mpirun -np 4 deepnet train --config configs/deepnet-1000L.pbtxt
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
 #include "configs/config.h"
 #include "launcher/command_line.h"
+#include "parallel/pipeline_trainer.h"
+#include "runtime/mpi_communicator.h"
 #include "train/trainer.h"
 
 namespace deepnet {
+namespace {
+
+// Processes an MPI launcher started together (Open MPI, MPICH / Hydra); 1 without one.
+int LaunchedRanks() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr) return std::max(1, std::atoi(value));
+  }
+  return 1;
+}
+
+Status TrainPipeline(const config::RunConfig& config) {
+  const double timeout = config.parallel().comm_timeout_seconds() > 0
+                             ? config.parallel().comm_timeout_seconds()
+                             : Communicator::kDefaultTimeoutSeconds;
+  ASSIGN_OR_RETURN(std::unique_ptr<MpiCommunicator> world, MpiCommunicator::World(timeout));
+  LOG_IF(INFO, world->rank() == 0) << "config:\n" << config::ConfigToText(config);
+  StatusOr<std::unique_ptr<PipelineTrainer>> trainer = PipelineTrainer::Create(config, *world);
+  Status status = trainer.ok() ? (*trainer)->Run() : trainer.status();
+  return status.WithContext("world rank " + std::to_string(world->rank()));
+}
+
+}  // namespace
 
 Status RunTrainCommand(const CommandLine& command_line) {
   ASSIGN_OR_RETURN(const config::RunConfig config,
                    LoadRunConfig(command_line, /*require_file=*/true));
-  LOG(INFO) << "config:\n" << config::ConfigToText(config);
-  ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(config));
-  return trainer->Run();
+  const int grid = config.parallel().pipeline_stages() * config.parallel().data_parallel();
+  if (grid == 1 && LaunchedRanks() == 1) {
+    LOG(INFO) << "config:\n" << config::ConfigToText(config);
+    ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(config));
+    return trainer->Run();
+  }
+  RETURN_IF_ERROR(MpiCommunicator::Init(nullptr, nullptr));
+  const Status trained = TrainPipeline(config);
+  // Open MPI's Finalize waits for every process: a rank that failed waits here for the others,
+  // which give up on it after parallel.comm_timeout_seconds.
+  const Status finalized = MpiCommunicator::Finalize();
+  RETURN_IF_ERROR(trained);
+  return finalized;
 }
 
 }  // namespace deepnet

@@ -40,5 +40,10 @@ Status RunConfigCommand(const CommandLine& command_line);
 Status RunPrepareCommand(const CommandLine& command_line);
 Status RunTrainCommand(const CommandLine& command_line);
 Status RunExportCommand(const CommandLine& command_line);
+Status RunTranslateCommand(const CommandLine& command_line);
+Status RunScoreCommand(const CommandLine& command_line);
+Status RunEvalCommand(const CommandLine& command_line);
+Status RunScheduleCommand(const CommandLine& command_line);
+Status RunProfileCommand(const CommandLine& command_line);
 
 }  // namespace deepnet

@@ -1,6 +1,7 @@
 // deepnet: the command-line entry point. `deepnet <command> [flags]`; each command lives in
 // launcher/cmd_<command>.cc. This is the only place a Status becomes an exit code:
-// 0 success, 1 the command failed, 2 a usage error.
+// 0 success, 1 the command failed, 2 a usage error, 75 (kExitStoppedForRequeue) training stopped
+// on SIGUSR1 / SIGTERM after saving a checkpoint.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
@@ -9,6 +10,7 @@
 #include <string_view>
 
 #include "launcher/command_line.h"
+#include "train/signals.h"
 
 namespace deepnet {
 namespace {
@@ -21,6 +23,17 @@ commands:
   export   --checkpoint DIR --out FILE
                               write a checkpoint's model as SPEC safetensors
   config   [--config X]       print the merged, validated config
+  translate --checkpoint DIR [--input FILE|-] [--beam 4] [--max_len_a 1.2] [--max_len_b 10]
+           [--batch 32]       translate one sentence per line (stdin by default) to stdout
+  score    --checkpoint DIR --input PAIRS.tsv [--source_column N --target_column N]
+                              per-pair cross-entropy as JSON lines, then the token-weighted mean
+  eval     --checkpoint DIR [--valid FILE] [--beam 4] [--limit N] [--samples K]
+                              validation loss and BLEU (sacreBLEU 13a) of the validation set
+  schedule --stages P --micro-batches M --schedule KIND [--chunks V] [--trace F] [--svg F]
+                              print a schedule's timeline (gpipe, 1f1b, interleaved, zb-h1)
+  profile  --config X [--stages P] [--micro-batches M] [--reps N] [--warmup N] [--out DIR]
+                              measure each unit kind, split into stages, predict step time per
+                              schedule; writes DIR/profile.json and predicted_<schedule>.{json,svg}
 
 flags:
   --config FILE         run config (text-format RunConfig), merged over the built-in defaults
@@ -31,6 +44,9 @@ flags:
   --resume              continue from the newest checkpoint in checkpoint.dir, if any
   --checkpoint DIR      export: a step directory or a checkpoint root (follows `latest`)
   --out FILE            export: output file
+  --checkpoint DIR      translate, score, eval: also a root or a step directory; the tokenizer is
+                        <data.data_dir>/spm.model of the run (--data_dir overrides)
+  --lenpen X            translate, eval: hypothesis score = log p / length^X (default 1)
 Logs go to stderr (glog; --logtostderr=false writes log files instead).
 )";
 
@@ -41,6 +57,11 @@ CommandFn FindCommand(std::string_view name) {
   if (name == "train") return RunTrainCommand;
   if (name == "export") return RunExportCommand;
   if (name == "config") return RunConfigCommand;
+  if (name == "translate") return RunTranslateCommand;
+  if (name == "score") return RunScoreCommand;
+  if (name == "eval") return RunEvalCommand;
+  if (name == "schedule") return RunScheduleCommand;
+  if (name == "profile") return RunProfileCommand;
   return nullptr;
 }
 
@@ -84,6 +105,10 @@ int Main(int argc, char** argv) {
   }
   google::InitGoogleLogging("deepnet");
   const Status status = command(command_line);
+  if (IsStoppedForRequeue(status)) {  // SIGUSR1 / SIGTERM: checkpoint saved, run again to resume
+    std::cerr << "deepnet " << command_line.command << ": " << status.message() << "\n";
+    return kExitStoppedForRequeue;
+  }
   if (!status.ok()) {
     std::cerr << "deepnet " << command_line.command << ": error: " << status.ToString() << "\n";
     return 1;

@@ -11,6 +11,7 @@ packages=(
   libsentencepiece-dev sentencepiece liblzma-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   slurm-wlm munge
+  librsvg2-bin
   python3 python3-numpy python3-torch
   hyperfine
 )

@@ -98,6 +98,39 @@ StatusOr<TrainingState> StateFromJson(const JsonValue& json) {
   return state;
 }
 
+// The safetensors files of one kind in a checkpoint: `base_name` itself, or else every per-stage
+// file (StageFileName) in stage order.
+struct CheckpointFiles {
+  std::vector<SafetensorsReader> readers;
+
+  static StatusOr<CheckpointFiles> Open(const std::string& dir, const std::string& base_name) {
+    CheckpointFiles files;
+    const std::string whole = JoinPath(dir, base_name);
+    if (fs::exists(whole)) {
+      ASSIGN_OR_RETURN(SafetensorsReader reader, SafetensorsReader::Open(whole));
+      files.readers.push_back(std::move(reader));
+      return files;
+    }
+    for (int stage = 0; fs::exists(JoinPath(dir, StageFileName(base_name, stage))); ++stage) {
+      ASSIGN_OR_RETURN(SafetensorsReader reader,
+                       SafetensorsReader::Open(JoinPath(dir, StageFileName(base_name, stage))));
+      files.readers.push_back(std::move(reader));
+    }
+    if (files.readers.empty()) {
+      return NotFound(whole + " does not exist (nor " + StageFileName(base_name, 0) + ")");
+    }
+    return files;
+  }
+
+  // The file holding `name` (the first one when none does: its read then names the key).
+  const SafetensorsReader& For(const std::string& name) const {
+    for (const SafetensorsReader& reader : readers) {
+      if (reader.Find(name) != nullptr) return reader;
+    }
+    return readers.front();
+  }
+};
+
 Status WriteParameters(const std::string& path, const std::vector<Unit*>& units,
                        const Backend& backend, FileSystem& fs) {
   SafetensorsWriter writer;
@@ -140,11 +173,34 @@ std::string CheckpointDirName(int64_t step) {
 Status SaveCheckpoint(const std::string& root, const TrainingState& state,
                       const std::vector<Unit*>& units, Optimizer& optimizer, const Backend& backend,
                       int keep_last, FileSystem& fs) {
-  const std::string name = CheckpointDirName(state.step);
-  const std::string dir = JoinPath(root, name);
+  const std::string dir = JoinPath(root, CheckpointDirName(state.step));
   RETURN_IF_ERROR(fs.CreateDirectories(dir));
   RETURN_IF_ERROR(WriteParameters(JoinPath(dir, kParamsFileName), units, backend, fs));
   RETURN_IF_ERROR(WriteOptimizerState(JoinPath(dir, kOptimizerFileName), optimizer, backend, fs));
+  return CommitCheckpoint(root, state, keep_last, fs);
+}
+
+std::string StageFileName(const std::string& base_name, int stage) {
+  const std::string stem = base_name.substr(0, base_name.find('.'));
+  const std::string extension = base_name.substr(stem.size());
+  return stem + "-stage-" + std::to_string(stage) + extension;
+}
+
+Status SaveStageFiles(const std::string& root, int64_t step, int stage,
+                      const std::vector<Unit*>& units, Optimizer& optimizer, const Backend& backend,
+                      FileSystem& fs) {
+  const std::string dir = JoinPath(root, CheckpointDirName(step));
+  RETURN_IF_ERROR(fs.CreateDirectories(dir));
+  RETURN_IF_ERROR(
+      WriteParameters(JoinPath(dir, StageFileName(kParamsFileName, stage)), units, backend, fs));
+  return WriteOptimizerState(JoinPath(dir, StageFileName(kOptimizerFileName, stage)), optimizer,
+                             backend, fs);
+}
+
+Status CommitCheckpoint(const std::string& root, const TrainingState& state, int keep_last,
+                        FileSystem& fs) {
+  const std::string name = CheckpointDirName(state.step);
+  const std::string dir = JoinPath(root, name);
   RETURN_IF_ERROR(ReplaceFileAtomically(JoinPath(dir, kStateFileName), StateToJson(state), fs));
   RETURN_IF_ERROR(fs.SyncDirectory(root));  // the new directory entry itself
   RETURN_IF_ERROR(ReplaceFileAtomically(JoinPath(root, kLatestFileName), name + "\n", fs));
@@ -182,12 +238,12 @@ StatusOr<TrainingState> ReadTrainingState(const std::string& checkpoint_dir) {
 
 Status LoadParameters(const std::string& checkpoint_dir, const std::vector<Unit*>& units,
                       const Backend& backend) {
-  ASSIGN_OR_RETURN(SafetensorsReader reader,
-                   SafetensorsReader::Open(JoinPath(checkpoint_dir, kParamsFileName)));
+  ASSIGN_OR_RETURN(const CheckpointFiles files,
+                   CheckpointFiles::Open(checkpoint_dir, kParamsFileName));
   for (Unit* unit : units) {
     for (Parameter& parameter : unit->parameters()) {
-      RETURN_IF_ERROR(
-          ReadTensor(reader, CheckpointKey(*unit, parameter), parameter.value, backend));
+      const std::string key = CheckpointKey(*unit, parameter);
+      RETURN_IF_ERROR(ReadTensor(files.For(key), key, parameter.value, backend));
     }
   }
   return OkStatus();
@@ -195,13 +251,15 @@ Status LoadParameters(const std::string& checkpoint_dir, const std::vector<Unit*
 
 Status LoadOptimizerState(const std::string& checkpoint_dir, Optimizer& optimizer,
                           const Backend& backend) {
-  const std::string path = JoinPath(checkpoint_dir, kOptimizerFileName);
-  ASSIGN_OR_RETURN(SafetensorsReader reader, SafetensorsReader::Open(path));
+  ASSIGN_OR_RETURN(const CheckpointFiles files,
+                   CheckpointFiles::Open(checkpoint_dir, kOptimizerFileName));
   for (ParameterState& state : optimizer.states()) {
     const std::string key = CheckpointKey(*state.unit, *state.parameter);
-    RETURN_IF_ERROR(ReadTensor(reader, "m/" + key, state.m, backend));
-    RETURN_IF_ERROR(ReadTensor(reader, "v/" + key, state.v, backend));
+    RETURN_IF_ERROR(ReadTensor(files.For("m/" + key), "m/" + key, state.m, backend));
+    RETURN_IF_ERROR(ReadTensor(files.For("v/" + key), "v/" + key, state.v, backend));
   }
+  const SafetensorsReader& reader = files.readers.front();
+  const std::string& path = reader.path();
   const auto step = reader.metadata().find("step");
   int64_t value = -1;
   if (step != reader.metadata().end()) {

@@ -6,6 +6,9 @@
 //   step-0000100/optimizer.safetensors  Adam moments "m/<key>" and "v/<key>"; metadata "step"
 //   step-0000100/state.json             step, seed, data position, vocabulary, config text
 //   latest                              "step-0000100": the newest complete checkpoint
+// A pipeline writes one pair per stage instead (params-stage-1.safetensors,
+// optimizer-stage-1.safetensors, ...), then one state.json; the loaders read either layout, so any
+// partition (or one process) can restore any checkpoint.
 // Each file is replaced atomically, and `latest` is written last, so it only ever names a
 // checkpoint whose files are all on disk. Older step directories beyond keep_last are pruned
 // after `latest` moves on.
@@ -53,6 +56,17 @@ Status SaveCheckpoint(const std::string& root, const TrainingState& state,
                       const std::vector<Unit*>& units, Optimizer& optimizer, const Backend& backend,
                       int keep_last, FileSystem& fs = LocalFileSystem());
 
+// Pipeline checkpoints, in two parts. Every stage writes its units' parameters and moments into
+// step-NNNNNNN/ under `root` as "params-stage-<stage>.safetensors" and
+// "optimizer-stage-<stage>.safetensors"; once all stages are done, one rank commits (state.json,
+// then `latest`, then pruning).
+std::string StageFileName(const std::string& base_name, int stage);  // "params-stage-2.safetensors"
+Status SaveStageFiles(const std::string& root, int64_t step, int stage,
+                      const std::vector<Unit*>& units, Optimizer& optimizer, const Backend& backend,
+                      FileSystem& fs = LocalFileSystem());
+Status CommitCheckpoint(const std::string& root, const TrainingState& state, int keep_last,
+                        FileSystem& fs = LocalFileSystem());
+
 // The directory `root/latest` names; NotFound when there is no checkpoint yet.
 StatusOr<std::string> FindLatestCheckpoint(const std::string& root);
 
@@ -61,7 +75,8 @@ StatusOr<std::string> ResolveCheckpointDir(const std::string& path);
 
 StatusOr<TrainingState> ReadTrainingState(const std::string& checkpoint_dir);
 
-// Restores the parameters of `units` (every one must be present with its shape and dtype).
+// Restores the parameters of `units` (every one must be present with its shape and dtype), from
+// params.safetensors or, when the checkpoint has none, from its per-stage files.
 Status LoadParameters(const std::string& checkpoint_dir, const std::vector<Unit*>& units,
                       const Backend& backend);
 // Restores the moments and the update count of `optimizer`.

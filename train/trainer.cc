@@ -3,11 +3,13 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "configs/config.h"
 #include "train/micro_batch.h"
 #include "train/progress.h"
+#include "train/signals.h"
 
 namespace deepnet {
 namespace {
@@ -42,6 +44,8 @@ Status CheckSingleProcess(const config::RunConfig& config) {
   return OkStatus();
 }
 
+}  // namespace
+
 StatusOr<std::unique_ptr<ShardReader>> OpenShard(const std::string& path) {
   if (!std::filesystem::exists(path)) {
     return NotFound(path + " does not exist; run `deepnet prepare --config <same config>` first");
@@ -52,16 +56,16 @@ StatusOr<std::unique_ptr<ShardReader>> OpenShard(const std::string& path) {
 
 BatcherOptions TrainBatcherOptions(const config::RunConfig& config) {
   BatcherOptions options;
-  // One batch is one pipeline flush: parallel.micro_batches micro-batches of max_tokens each.
-  options.max_tokens =
-      int64_t{config.data().max_tokens_per_batch()} * config.parallel().micro_batches();
+  // One batch is one pipeline flush: parallel.micro_batches micro-batches of max_tokens each, for
+  // every data-parallel replica.
+  options.max_tokens = int64_t{config.data().max_tokens_per_batch()} *
+                       config.parallel().micro_batches() *
+                       std::max(1, config.parallel().data_parallel());
   options.shuffle = config.data().shuffle_buffer() > 0;
   options.sort_window = config.data().shuffle_buffer();
   options.seed = config.train().seed();
   return options;
 }
-
-}  // namespace
 
 std::string TrainShardPath(const config::RunConfig& config) {
   return (std::filesystem::path(config.data().data_dir()) / "train.bin").string();
@@ -263,6 +267,17 @@ Status Trainer::SaveCheckpoint() {
   return OkStatus();
 }
 
+Status Trainer::StopForRequeue() {
+  LOG(WARNING) << "stop requested (signal " << StopSignal() << ") at step " << step_
+               << ": saving a checkpoint and exiting for requeue";
+  if (config_.checkpoint().dir().empty()) {
+    LOG(WARNING) << "checkpoint.dir is empty: nothing saved";
+  } else if (last_saved_step_ != step_) {
+    RETURN_IF_ERROR(SaveCheckpoint());
+  }
+  return StoppedForRequeue(step_);
+}
+
 Status Trainer::Run() {
   const int64_t max_steps = config_.train().max_steps();
   const int64_t log_every = std::max<int64_t>(1, config_.logging().log_every());
@@ -274,6 +289,7 @@ Status Trainer::Run() {
             << model_->units().size() << " units on " << train_shard_->num_examples()
             << " examples, steps " << step_ << " -> " << max_steps;
 
+  InstallStopSignalHandlers();  // SIGUSR1 / SIGTERM: checkpoint after this step, then stop
   ProgressMeter meter(step_, max_steps);
   while (step_ < max_steps) {
     ASSIGN_OR_RETURN(const StepResult result, TrainStep());
@@ -291,6 +307,7 @@ Status Trainer::Run() {
     if (checkpoints && checkpoint_every > 0 && step_ % checkpoint_every == 0) {
       RETURN_IF_ERROR(SaveCheckpoint());
     }
+    if (StopRequested() && step_ < max_steps) return StopForRequeue();
   }
   if (checkpoints && last_saved_step_ != step_) RETURN_IF_ERROR(SaveCheckpoint());
   return OkStatus();

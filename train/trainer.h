@@ -41,6 +41,13 @@ struct StepResult {
 std::string TrainShardPath(const config::RunConfig& config);  // <data_dir>/train.bin
 std::string ValidShardPath(const config::RunConfig& config);  // <data_dir>/valid.bin
 
+// A token shard; NotFound with a hint when `prepare` has not written it.
+StatusOr<std::unique_ptr<ShardReader>> OpenShard(const std::string& path);
+// The training batcher: one batch per pipeline flush of every replica together,
+// data.max_tokens_per_batch × parallel.micro_batches × parallel.data_parallel tokens (a pipeline
+// trainer splits it into data_parallel × micro_batches micro-batches).
+BatcherOptions TrainBatcherOptions(const config::RunConfig& config);
+
 class Trainer {
  public:
   // Opens the shards in data.data_dir, builds the model (model.vocab_size 0 = the shard's) and the
@@ -51,7 +58,8 @@ class Trainer {
   ~Trainer();
 
   // Trains up to train.max_steps with progress lines, validation and checkpoints (and a final
-  // checkpoint when checkpoint.dir is set).
+  // checkpoint when checkpoint.dir is set). After SIGUSR1 / SIGTERM (train/signals.h) it saves a
+  // checkpoint at the end of the current step and returns StoppedForRequeue.
   Status Run();
 
   StatusOr<StepResult> TrainStep();
@@ -71,6 +79,7 @@ class Trainer {
   Status OpenData();
   Status BuildModel();
   Status Restore(const std::string& checkpoint_dir);
+  Status StopForRequeue();
   StatusOr<std::vector<MicroBatch>> NextStepMicroBatches();
   StepContext Context(bool training) const;
   std::vector<Unit*> Units();

@@ -53,6 +53,31 @@ T lane_sum(int C, Term term) {
   return sum;
 }
 
+// Σ_c first(c) and Σ_c second(c) in one pass over the row, each as lane_sum does it.
+template <typename T, typename First, typename Second>
+std::pair<T, T> lane_sums(int C, First first, Second second) {
+  constexpr int kLanes = 16;
+  T first_lanes[kLanes] = {};
+  T second_lanes[kLanes] = {};
+  int c = 0;
+  for (; c + kLanes <= C; c += kLanes) {
+    for (int lane = 0; lane < kLanes; ++lane) {
+      first_lanes[lane] += first(c + lane);
+      second_lanes[lane] += second(c + lane);
+    }
+  }
+  for (int lane = 0; c < C; ++c, ++lane) {
+    first_lanes[lane] += first(c);
+    second_lanes[lane] += second(c);
+  }
+  std::pair<T, T> sums{0, 0};
+  for (int lane = 0; lane < kLanes; ++lane) {
+    sums.first += first_lanes[lane];
+    sums.second += second_lanes[lane];
+  }
+  return sums;
+}
+
 // The per-row work sits in functions of its own: GCC does not vectorise `omp simd` loops written
 // directly in the body of an `omp parallel for`. `omp simd` tells it that an output may alias an
 // input at the same index (y = x, dx = dy), which it cannot prove safe by itself.
@@ -87,71 +112,60 @@ void normalize_rows(T* y, T* mean, T* rstd, const T* gamma, const T* beta, int N
 
 // Backward of one row. With ẑ = (z − mean)·rstd and dn = dy·gamma:
 //   dz = (dn − mean_c(dn) − ẑ·mean_c(dn·ẑ))·rstd; block_dgamma += dy·ẑ, block_dbeta += dy.
-// store_dz(c, dz) runs after dy_row[c] was read, so its output may alias dy.
-template <typename T, typename ZOf, typename StoreDz>
-void normalize_row_backward(T* block_dgamma, T* block_dbeta, const T* dy_row, const T* gamma,
-                            T mean, T rstd, int C, ZOf z_of, StoreDz store_dz) {
-  const T dn_mean = lane_sum<T>(C, [&](int c) { return dy_row[c] * gamma[c]; }) / C;
-  const T dn_zhat_mean =
-      lane_sum<T>(C, [&](int c) { return dy_row[c] * gamma[c] * (z_of(c) - mean) * rstd; }) / C;
+// dz_row may alias dy_row: each dy is read before its dz is written.
+template <typename T, typename ZOf>
+void normalize_row_backward(T* dz_row, T* block_dgamma, T* block_dbeta, const T* dy_row,
+                            const T* gamma, T mean, T rstd, int C, ZOf z_of) {
+  const auto [dn_sum, dn_zhat_sum] = lane_sums<T>(
+      C, [&](int c) { return dy_row[c] * gamma[c]; },
+      [&](int c) { return dy_row[c] * gamma[c] * (z_of(c) - mean) * rstd; });
+  const T dn_mean = dn_sum / C;
+  const T dn_zhat_mean = dn_zhat_sum / C;
 #pragma omp simd
   for (int c = 0; c < C; ++c) {
     const T dy_c = dy_row[c];
     const T zhat = (z_of(c) - mean) * rstd;
     block_dgamma[c] += dy_c * zhat;
     block_dbeta[c] += dy_c;
-    store_dz(c, (dy_c * gamma[c] - dn_mean - zhat * dn_zhat_mean) * rstd);
+    dz_row[c] = (dy_c * gamma[c] - dn_mean - zhat * dn_zhat_mean) * rstd;
   }
 }
 
-// Backward of normalize_rows; row_z(row) and row_store(row) give that row's z_of and store_dz.
-template <typename T, typename RowZ, typename RowStore>
-void normalize_rows_backward(T* dgamma, T* dbeta, const T* dy, const T* gamma, const T* mean,
-                             const T* rstd, int N, int C, RowZ row_z, RowStore row_store) {
+// Backward of normalize_rows: dz (N, C) overwritten (null: not kept), then finish_row(row, dz_row)
+// for each row while it is still in L1; row_z(row) gives that row's z_of.
+template <typename T, typename RowZ, typename FinishRow>
+void normalize_rows_backward(T* dz, T* dgamma, T* dbeta, const T* dy, const T* gamma, const T* mean,
+                             const T* rstd, int N, int C, RowZ row_z, FinishRow finish_row) {
   const int num_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   if (num_blocks == 0) return;
   std::vector<T> partial_dgamma(int64_t{num_blocks} * C, T{0});  // (num_blocks, C)
   std::vector<T> partial_dbeta(int64_t{num_blocks} * C, T{0});   // (num_blocks, C)
 #pragma omp parallel for schedule(static) if (int64_t{N} * C >= kParallelMinElements)
   for (int block = 0; block < num_blocks; ++block) {
+    std::vector<T> discarded_dz(dz == nullptr ? C : 0);
     const int row_end = std::min(N, (block + 1) * kRowsPerBlock);
     for (int row = block * kRowsPerBlock; row < row_end; ++row) {
-      normalize_row_backward(partial_dgamma.data() + int64_t{block} * C,
+      T* dz_row = dz != nullptr ? dz + int64_t{row} * C : discarded_dz.data();
+      normalize_row_backward(dz_row, partial_dgamma.data() + int64_t{block} * C,
                              partial_dbeta.data() + int64_t{block} * C, dy + int64_t{row} * C,
-                             gamma, mean[row], rstd[row], C, row_z(row), row_store(row));
+                             gamma, mean[row], rstd[row], C, row_z(row));
+      finish_row(row, dz_row);
     }
   }
   add_block_sums(dgamma, partial_dgamma.data(), num_blocks, C);
   add_block_sums(dbeta, partial_dbeta.data(), num_blocks, C);
 }
 
-}  // namespace
-
+// Row readers: row_z(row) returns the z_of(c) of that row. Plain LayerNorm reads z = x.
 template <typename T>
-void layernorm_forward(T* y, T* mean, T* rstd, const T* x, const T* gamma, const T* beta, int N,
-                       int C, T eps) {
-  normalize_rows(y, mean, rstd, gamma, beta, N, C, eps, [x, C](int row) {
+auto plain_rows(const T* x, int C) {
+  return [x, C](int row) {
     const T* x_row = x + int64_t{row} * C;
     return [x_row](int c) { return x_row[c]; };
-  });
+  };
 }
 
-template <typename T>
-void layernorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* gamma,
-                        const T* mean, const T* rstd, int N, int C) {
-  normalize_rows_backward(
-      dgamma, dbeta, dy, gamma, mean, rstd, N, C,
-      [x, C](int row) {
-        const T* x_row = x + int64_t{row} * C;
-        return [x_row](int c) { return x_row[c]; };
-      },
-      [dx, C](int row) {
-        T* dx_row = dx + int64_t{row} * C;
-        return [dx_row](int c, T dz) { dx_row[c] = dz; };
-      });
-}
-
-// z = α·x + g, formed on the fly for one row.
+// DeepNorm forms z = α·x + g on the fly.
 template <typename T>
 auto scaled_sum_rows(const T* x, const T* g, T alpha, int C) {
   return [x, g, alpha, C](int row) {
@@ -159,6 +173,21 @@ auto scaled_sum_rows(const T* x, const T* g, T alpha, int C) {
     const T* g_row = g + int64_t{row} * C;
     return [x_row, g_row, alpha](int c) { return alpha * x_row[c] + g_row[c]; };
   };
+}
+
+}  // namespace
+
+template <typename T>
+void layernorm_forward(T* y, T* mean, T* rstd, const T* x, const T* gamma, const T* beta, int N,
+                       int C, T eps) {
+  normalize_rows(y, mean, rstd, gamma, beta, N, C, eps, plain_rows(x, C));
+}
+
+template <typename T>
+void layernorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* gamma,
+                        const T* mean, const T* rstd, int N, int C) {
+  normalize_rows_backward(dx, dgamma, dbeta, dy, gamma, mean, rstd, N, C, plain_rows(x, C),
+                          [](int, const T*) {});
 }
 
 template <typename T>
@@ -170,28 +199,14 @@ void deepnorm_forward(T* y, T* mean, T* rstd, const T* x, const T* g, const T* g
 template <typename T>
 void deepnorm_backward(T* dx, T* dg, T* dgamma, T* dbeta, const T* dy, const T* x, const T* g,
                        const T* gamma, const T* mean, const T* rstd, T alpha, int N, int C) {
-  // One store per combination of present outputs keeps the inner loop free of branches.
-  auto run = [&](auto row_store) {
-    normalize_rows_backward(dgamma, dbeta, dy, gamma, mean, rstd, N, C,
-                            scaled_sum_rows(x, g, alpha, C), row_store);
-  };
-  auto row_of = [C](T* base, int row) { return base + int64_t{row} * C; };
-  if (dx != nullptr && dg != nullptr) {
-    run([=](int row) {
-      return [dx_row = row_of(dx, row), dg_row = row_of(dg, row), alpha](int c, T dz) {
-        dx_row[c] = alpha * dz;
-        dg_row[c] = dz;
-      };
-    });
-  } else if (dx != nullptr) {
-    run([=](int row) {
-      return [dx_row = row_of(dx, row), alpha](int c, T dz) { dx_row[c] = alpha * dz; };
-    });
-  } else if (dg != nullptr) {
-    run([=](int row) { return [dg_row = row_of(dg, row)](int c, T dz) { dg_row[c] = dz; }; });
-  } else {
-    run([](int) { return [](int, T) {}; });
-  }
+  // dz lands in dg (dg = dz), or straight in dx when dg is not wanted; dx = α·dz follows per row.
+  normalize_rows_backward(dg != nullptr ? dg : dx, dgamma, dbeta, dy, gamma, mean, rstd, N, C,
+                          scaled_sum_rows(x, g, alpha, C),
+                          [dx, alpha, C](int row, const T* dz_row) {
+                            if (dx == nullptr) return;
+                            T* dx_row = dx + int64_t{row} * C;  // may be dz_row itself
+                            for (int c = 0; c < C; ++c) dx_row[c] = alpha * dz_row[c];
+                          });
 }
 
 #define DEEPNET_INSTANTIATE_LAYERNORM(T)                                                        \

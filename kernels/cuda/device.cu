@@ -1,10 +1,10 @@
-#include "kernels/cuda/device.h"
-
 #include <cuda_runtime.h>
 
 #include <map>
 #include <memory>
 #include <mutex>
+
+#include "kernels/cuda/device.h"
 
 namespace deepnet::cuda {
 namespace {
@@ -34,6 +34,13 @@ StatusOr<DeviceInfo> GetDeviceInfo(int index) {
   info.compute_minor = prop.minor;
   info.total_memory_bytes = static_cast<int64_t>(prop.totalGlobalMem);
   info.multiprocessors = prop.multiProcessorCount;
+  // CUDA 13 dropped memoryClockRate from cudaDeviceProp; the attribute remains.
+  int memory_clock_khz = 0;
+  RETURN_IF_ERROR(
+      FromCuda(cudaDeviceGetAttribute(&memory_clock_khz, cudaDevAttrMemoryClockRate, index),
+               "cudaDeviceGetAttribute(cudaDevAttrMemoryClockRate)"));
+  info.memory_clock_khz = memory_clock_khz;
+  info.memory_bus_width_bits = prop.memoryBusWidth;
   return info;
 }
 

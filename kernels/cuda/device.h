@@ -16,6 +16,13 @@ struct DeviceInfo {
   int compute_major = 0, compute_minor = 0;
   int64_t total_memory_bytes = 0;
   int multiprocessors = 0;
+  int64_t memory_clock_khz = 0;  // peak memory clock
+  int memory_bus_width_bits = 0;
+
+  // Peak DRAM bandwidth in bytes/s: 2 transfers per clock (DDR) × clock × bus width.
+  double peak_memory_bytes_per_second() const {
+    return 2.0 * static_cast<double>(memory_clock_khz) * 1e3 * memory_bus_width_bits / 8.0;
+  }
 };
 
 // Number of usable GPUs. Any CUDA error (no driver, no device) is reported as a Status whose

@@ -1,0 +1,190 @@
+// `deepnet profile --config X [--stages p] [--micro-batches m] [--reps 10] [--warmup 3]
+// [--batch B --src_len S --tgt_len T] [--out DIR]`: measures one unit of each kind, splits the
+// model into p stages for each schedule with the measured costs, predicts step time and bubble,
+// and writes DIR/profile.json, DIR/predictions.json, DIR/predicted_<schedule>.{json,svg}.
+//
+// Letters: B sentences per micro-batch, S source length, T target length.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "configs/config.h"
+#include "launcher/command_line.h"
+#include "parallel/trace.h"
+#include "profile/prediction.h"
+#include "profile/timeline_svg.h"
+#include "profile/unit_profiler.h"
+#include "runtime/atomic_file.h"
+#include "text/shard.h"
+#include "train/trainer.h"
+
+DECLARE_int32(stages);
+DECLARE_int32(micro_batches);
+DECLARE_int32(chunks);
+DEFINE_int32(reps, 10, "profile: timed repetitions per unit kind");
+DEFINE_int32(warmup, 3, "profile: untimed repetitions first");
+DEFINE_int32(batch, 0,
+             "profile: sentences per micro-batch B (default: data.max_tokens_per_batch / length); "
+             "translate: sentences per batch (default 32)");
+DEFINE_int32(src_len, 0, "profile: source length S (default: the shard's mean, else 32)");
+DEFINE_int32(tgt_len, 0, "profile: target length T (default: the shard's mean, else 32)");
+DEFINE_double(bandwidth_gbps, 10.0, "profile: stage-to-stage bandwidth (GB/s) for send costs");
+DEFINE_double(latency_us, 20.0, "profile: per-message latency (us) for send costs");
+
+namespace deepnet {
+namespace {
+
+constexpr int64_t kDefaultLength = 32;
+
+Recompute RecomputeOf(config::ParallelConfig::Recompute recompute) {
+  switch (recompute) {
+    case config::ParallelConfig::SELECTIVE:
+      return Recompute::kSelective;
+    case config::ParallelConfig::FULL:
+      return Recompute::kFull;
+    default:
+      return Recompute::kNone;
+  }
+}
+
+// Typical padded lengths: the train shard's means when it exists, capped by the max lengths;
+// B fills data.max_tokens_per_batch (the longer side counts, as in the batcher).
+ProfileShape ChooseShape(const config::RunConfig& config, std::string* source) {
+  ProfileShape shape;
+  shape.source_len = shape.target_len = kDefaultLength;
+  *source = "default lengths (no shard at " + TrainShardPath(config) + ")";
+  StatusOr<ShardReader> shard = ShardReader::Open(TrainShardPath(config));
+  if (shard.ok() && shard->num_examples() > 0) {
+    const double examples = static_cast<double>(shard->num_examples());
+    shape.source_len = static_cast<int64_t>(std::ceil(shard->num_source_tokens() / examples));
+    shape.target_len = static_cast<int64_t>(std::ceil(shard->num_target_tokens() / examples));
+    *source = "mean lengths of " + TrainShardPath(config);
+  }
+  shape.source_len = std::min<int64_t>(shape.source_len, config.data().max_source_length());
+  shape.target_len = std::min<int64_t>(shape.target_len, config.data().max_target_length());
+  if (FLAGS_src_len > 0) shape.source_len = FLAGS_src_len;
+  if (FLAGS_tgt_len > 0) shape.target_len = FLAGS_tgt_len;
+  const auto arch = config.model().architecture();
+  int64_t longest = 1;
+  if (arch != config::ModelConfig::DECODER_ONLY) longest = std::max(longest, shape.source_len);
+  if (arch != config::ModelConfig::ENCODER_ONLY) longest = std::max(longest, shape.target_len);
+  shape.batch = std::max<int64_t>(1, config.data().max_tokens_per_batch() / longest);
+  if (FLAGS_batch > 0) shape.batch = FLAGS_batch;
+  return shape;
+}
+
+StatusOr<config::ModelConfig> ResolvedModel(const config::RunConfig& config) {
+  config::ModelConfig model = config.model();
+  if (model.vocab_size() == 0) model.set_vocab_size(config.data().spm_vocab_size());
+  if (model.vocab_size() == 0) {
+    return InvalidArgument("model.vocab_size and data.spm_vocab_size are both 0");
+  }
+  return model;
+}
+
+PredictionOptions PredictionOptionsOf(const config::RunConfig& config, const ProfileShape& shape) {
+  const config::ParallelConfig& parallel = config.parallel();
+  PredictionOptions options;
+  options.stages = FLAGS_stages > 0 ? FLAGS_stages : parallel.pipeline_stages();
+  options.micro_batches = FLAGS_micro_batches > 0 ? FLAGS_micro_batches : parallel.micro_batches();
+  options.interleaved_chunks =
+      FLAGS_chunks > 0 ? FLAGS_chunks : std::max(2, parallel.virtual_chunks());
+  options.memory_limit_bytes = parallel.stage_memory_limit_mb() << 20;
+  const double bytes = static_cast<double>(BoundaryMessageBytes(config.model(), shape));
+  options.send_s = FLAGS_latency_us * 1e-6 + bytes / (FLAGS_bandwidth_gbps * 1e9);
+  return options;
+}
+
+// The configured schedule's split (1F1B when the configured one has no prediction).
+void PrintStageTable(const std::vector<SchedulePrediction>& predictions, const ProfiledCosts& costs,
+                     const config::ParallelConfig& parallel) {
+  StatusOr<ScheduleKind> configured =
+      ParseScheduleKind(config::ParallelConfig::Schedule_Name(parallel.schedule()));
+  for (const ScheduleKind kind :
+       {configured.ok() ? *configured : ScheduleKind::kOneFOneB, ScheduleKind::kOneFOneB}) {
+    for (const SchedulePrediction& p : predictions) {
+      if (p.kind != kind || !p.status.ok()) continue;
+      std::cout << "\nstages under " << ScheduleKindName(kind) << " (time = forward + backward + "
+                << "recompute per micro-batch; memory = static + held activations):\n"
+                << FormatPartition(p.plan, costs.units);
+      return;
+    }
+  }
+}
+
+// Pictures are titled "<config name>, <schedule>: p stages, m micro-batches".
+Status WritePredictionFiles(const std::vector<SchedulePrediction>& predictions,
+                            const PredictionOptions& options, const std::string& model_name,
+                            const std::string& dir) {
+  for (const SchedulePrediction& p : predictions) {
+    if (!p.status.ok()) continue;
+    const std::string stem = dir + "/predicted_" + ScheduleFileStem(p.kind);
+    RETURN_IF_ERROR(SimulationTrace(p.simulation, {}).WriteFile(stem + ".json"));
+    SvgTimelineOptions svg;
+    svg.title =
+        model_name + ", " + std::string(ScheduleKindName(p.kind)) + ": " +
+        std::to_string(options.stages) + " stages, " + std::to_string(options.micro_batches) +
+        " micro-batches" +
+        (p.virtual_chunks > 1 ? ", " + std::to_string(p.virtual_chunks) + " chunks/rank" : "") +
+        " (profiled costs)";
+    RETURN_IF_ERROR(ReplaceFileAtomically(stem + ".svg", RenderTimelineSvg(p.simulation, svg)));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status RunProfileCommand(const CommandLine& command_line) {
+  ASSIGN_OR_RETURN(const config::RunConfig config,
+                   LoadRunConfig(command_line, /*require_file=*/true));
+  ASSIGN_OR_RETURN(const config::ModelConfig model, ResolvedModel(config));
+  std::string shape_source;
+  const ProfileShape shape = ChooseShape(config, &shape_source);
+  UnitProfileOptions options;
+  options.warmup = FLAGS_warmup;
+  options.repetitions = FLAGS_reps;
+  options.recompute = RecomputeOf(config.parallel().recompute());
+  options.seed = config.train().seed();
+  std::cout << "profiling " << model.encoder_layers() << "+" << model.decoder_layers()
+            << " layers, d_model " << model.d_model() << ", vocab " << model.vocab_size()
+            << ", recompute "
+            << config::ParallelConfig::Recompute_Name(config.parallel().recompute())
+            << "; shape from " << shape_source << "\n";
+  ASSIGN_OR_RETURN(const ModelProfile profile, ProfileUnitKinds(model, shape, options));
+  std::cout << FormatModelProfile(profile);
+
+  const ProfiledCosts costs = CostsFromProfile(profile, model);
+  const PredictionOptions prediction = PredictionOptionsOf(config, shape);
+  const std::vector<SchedulePrediction> predictions = PredictAllSchedules(costs, prediction);
+  PrintStageTable(predictions, costs, config.parallel());
+  std::cout << "\npredicted step, " << prediction.stages << " stages, " << prediction.micro_batches
+            << " micro-batches, send " << FormatPassTime(prediction.send_s) << " per message ("
+            << FormatMiB(BoundaryMessageBytes(model, shape)) << " at " << FLAGS_bandwidth_gbps
+            << " GB/s):\n"
+            << FormatPredictions(predictions, costs, prediction.micro_batches);
+  const SchedulePrediction ideal =
+      PredictSchedule(WithInputOnlyBackward(costs), ScheduleKind::kZeroBubbleH1, prediction);
+  if (ideal.status.ok()) {
+    char bubble[16];
+    std::snprintf(bubble, sizeof(bubble), "%.1f%%", 100.0 * ideal.simulation.bubble_fraction);
+    std::cout << "zb-h1 with B = backward - W (an input-only linear backward): step "
+              << FormatPassTime(ideal.simulation.makespan_s) << ", bubble " << bubble << "\n";
+  }
+
+  const std::string dir = FLAGS_out.empty() ? "runs/profile" : FLAGS_out;
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) return InvalidArgument("cannot create " + dir + ": " + error.message());
+  RETURN_IF_ERROR(ReplaceFileAtomically(dir + "/profile.json", ModelProfileToJson(profile)));
+  RETURN_IF_ERROR(ReplaceFileAtomically(dir + "/predictions.json",
+                                        PredictionsToJson(predictions, costs.units)));
+  const std::string model_name = std::filesystem::path(FLAGS_config).stem().string();
+  RETURN_IF_ERROR(WritePredictionFiles(predictions, prediction, model_name, dir));
+  std::cout << "wrote " << dir << "/{profile,predictions}.json and predicted_<schedule>.{json,svg}"
+            << "\n";
+  return OkStatus();
+}
+
+}  // namespace deepnet

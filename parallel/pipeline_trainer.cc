@@ -1,0 +1,231 @@
+// PipelineTrainer: creation, the step, validation and the run loop (see the header).
+#include "parallel/pipeline_trainer.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "configs/config.h"
+#include "parallel/cost_model.h"
+#include "runtime/allocator.h"
+#include "train/micro_batch.h"
+#include "train/progress.h"
+#include "train/signals.h"
+
+namespace deepnet {
+
+Status AllRanksOk(Communicator& world, const Status& local) {
+  const int mine = local.ok() ? 0 : 1;
+  std::vector<int> failed(world.size());
+  const Status gathered = world.AllGather(&mine, sizeof(int), failed.data());
+  if (!local.ok()) return local;
+  RETURN_IF_ERROR(gathered);
+  std::string ranks;
+  for (int rank = 0; rank < world.size(); ++rank) {
+    if (failed[rank]) ranks += (ranks.empty() ? "" : ", ") + world.DescribeRank(rank);
+  }
+  if (ranks.empty()) return OkStatus();
+  return Unavailable(ranks + " failed (see " +
+                     (ranks.find(',') == std::string::npos ? "its" : "their") +
+                     " log); stopping this rank too");
+}
+
+PipelineTrainer::PipelineTrainer(const config::RunConfig& config, Communicator& world,
+                                 FileSystem& fs)
+    : config_(config), world_(world), fs_(fs), backend_(&CpuBackend()) {}
+
+PipelineTrainer::~PipelineTrainer() = default;
+
+StatusOr<std::unique_ptr<PipelineTrainer>> PipelineTrainer::Create(const config::RunConfig& config,
+                                                                   Communicator& world,
+                                                                   FileSystem& fs) {
+  std::unique_ptr<PipelineTrainer> trainer(new PipelineTrainer(config, world, fs));
+  if (config.parallel().comm_timeout_seconds() > 0) {
+    world.set_timeout_seconds(config.parallel().comm_timeout_seconds());
+  }
+  ASSIGN_OR_RETURN(trainer->grid_, Grid::Create(world, GridShape::FromConfig(config.parallel())));
+  Status built = trainer->OpenData();
+  if (built.ok()) built = trainer->BuildStage();
+  RETURN_IF_ERROR(AllRanksOk(world, built));
+
+  ASSIGN_OR_RETURN(const std::vector<std::string> hosts, GatherHostNames(world));
+  if (world.rank() == 0) {
+    std::vector<std::string> names;
+    for (const UnitInfo& unit : DescribeUnits(trainer->config_.model())) names.push_back(unit.name);
+    const config::ParallelConfig& parallel = config.parallel();
+    LOG(INFO) << "pipeline: " << config::ParallelConfig::Schedule_Name(parallel.schedule()) << ", "
+              << parallel.micro_batches() << " micro-batches per flush, recompute "
+              << config::ParallelConfig::Recompute_Name(parallel.recompute()) << "\n"
+              << FormatGrid(trainer->grid_->shape(), trainer->partition_, names, hosts);
+  }
+  RETURN_IF_ERROR(trainer->MaybeResume());
+  if (!config.logging().trace_dir().empty()) RETURN_IF_ERROR(trainer->StartTrace());
+  GetAllocator(Device::Cpu()).ResetPeak();
+  return trainer;
+}
+
+Status PipelineTrainer::StartTrace() {
+  trace_.NameRank(world_.rank(), grid_->stage());
+  RETURN_IF_ERROR(world_.Barrier().WithContext("starting the trace"));
+  trace_clock_.Restart();  // one origin for every rank, up to the barrier's skew
+  engine_->set_trace(&trace_, &trace_clock_, world_.rank());
+  traced_steps_ = 0;
+  return OkStatus();
+}
+
+Status PipelineTrainer::FinishTrace() {
+  if (traced_steps_ < 0) return OkStatus();
+  engine_->set_trace(nullptr, nullptr, 0);
+  traced_steps_ = -1;
+  const std::filesystem::path dir = config_.logging().trace_dir();
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  const std::string path = (dir / ("rank-" + std::to_string(world_.rank()) + ".json")).string();
+  RETURN_IF_ERROR(trace_.WriteFile(path).WithContext("trace"));
+  LOG_IF(INFO, world_.rank() == 0) << "wrote the trace of the first steps to " << dir.string()
+                                   << "/rank-*.json (scripts/merge_traces.py merges them)";
+  return OkStatus();
+}
+
+StatusOr<StepResult> PipelineTrainer::TrainStep() {
+  StatusOr<StepResult> result = RunStep();
+  if (result.ok()) return result;
+  // Tell the other ranks and learn who is still there: a rank that died never reaches this
+  // collective, and its timeout names it (runtime/communicator.h).
+  const Status& failed = result.status();
+  const int mine = 1;
+  std::vector<int> flags(world_.size());
+  const Status told = world_.AllGather(&mine, sizeof(int), flags.data());
+  if (told.ok()) return failed;
+  return Status(failed.code(), failed.message() + "\nthen, checking which ranks are still there: " +
+                                   told.message());
+}
+
+StatusOr<StepResult> PipelineTrainer::RunStep() {
+  ASSIGN_OR_RETURN(const std::vector<std::vector<MicroBatch>> flushes, NextStepMicroBatches());
+  int64_t step_tokens = 0;
+  for (const auto& flush : flushes) {
+    for (const MicroBatch& mb : flush) step_tokens += mb.num_target_tokens;
+  }
+  if (step_tokens == 0) return Internal("step " + std::to_string(step_) + " has no target tokens");
+
+  StepContext ctx = Context(/*training=*/true);
+  ctx.loss_scale = 1.0 / static_cast<double>(step_tokens);
+  for (auto& chunk : chunks_) chunk->ZeroGrads();
+  StepResult result;
+  result.lr = schedule_->LearningRate(step_);
+  const int m = config_.parallel().micro_batches();
+  for (size_t f = 0; f < flushes.size(); ++f) {
+    const bool last = f + 1 == flushes.size();
+    const std::span<const MicroBatch> mine =
+        std::span<const MicroBatch>(flushes[f]).subspan(grid_->replica() * m, m);
+    StatusOr<FlushResult> flush =
+        engine_->Run(last ? step_actions_ : flush_actions_, mine, ctx, result.lr);
+    if (!flush.ok()) return flush.status().WithContext("step " + std::to_string(step_ + 1));
+    result.loss_sum += flush->loss_sum;
+    result.loss_tokens += flush->loss_tokens;
+    if (flush->stepped) result.optimizer = flush->optimizer;
+  }
+  // The loss lives on the last stage of each replica; every rank gets the grid's total. A stop
+  // request (train/signals.h) rides along, so that every rank stops after the same step.
+  double totals[3] = {result.loss_sum, static_cast<double>(result.loss_tokens),
+                      StopRequested() ? 1.0 : 0.0};
+  RETURN_IF_ERROR(
+      world_.AllReduceSum(totals, 3).WithContext("loss of step " + std::to_string(step_ + 1)));
+  result.loss_sum = totals[0];
+  result.loss_tokens = static_cast<int64_t>(totals[1]);
+  stop_agreed_ = totals[2] > 0;
+  ++step_;
+  if (traced_steps_ >= 0 && ++traced_steps_ == kTracedSteps) RETURN_IF_ERROR(FinishTrace());
+  return result;
+}
+
+StatusOr<double> PipelineTrainer::ValidationLoss() {
+  if (valid_shard_ == nullptr) return NotFound("no validation data in " + ValidShardPath(config_));
+  const StepContext ctx = Context(/*training=*/false);
+  double totals[2] = {0.0, 0.0};
+  const int replicas = grid_->shape().data_parallel;
+  for (size_t b = 0; b < valid_plan_.size(); ++b) {
+    if (static_cast<int>(b % replicas) != grid_->replica()) continue;
+    const MicroBatch mb = ToMicroBatch(MakeBatch(*valid_shard_, valid_plan_[b]), 0, *backend_);
+    ASSIGN_OR_RETURN(const Stream out, engine_->ForwardOnly(mb, ctx));
+    totals[0] += out.loss_sum;
+    totals[1] += static_cast<double>(out.loss_tokens);
+  }
+  RETURN_IF_ERROR(world_.AllReduceSum(totals, 2).WithContext("validation loss"));
+  if (totals[1] == 0) return NotFound("the validation shard has no target tokens");
+  return totals[0] / totals[1];
+}
+
+Status PipelineTrainer::StopForRequeue() {
+  LOG_IF(WARNING, world_.rank() == 0)
+      << "stop requested at step " << step_ << ": saving a checkpoint and exiting for requeue";
+  if (config_.checkpoint().dir().empty()) {
+    LOG_IF(WARNING, world_.rank() == 0) << "checkpoint.dir is empty: nothing saved";
+  } else if (last_saved_step_ != step_) {
+    RETURN_IF_ERROR(SaveCheckpoint());
+  }
+  RETURN_IF_ERROR(FinishTrace());
+  return StoppedForRequeue(step_);
+}
+
+int64_t PipelineTrainer::PeakActivationBytes() const {
+  return GetAllocator(Device::Cpu()).stats().peak_of(MemoryCategory::kActivations);
+}
+
+StatusOr<std::string> PipelineTrainer::ActivationMemoryReport() {
+  const int64_t mine = PeakActivationBytes();
+  std::vector<int64_t> peaks(world_.size());
+  RETURN_IF_ERROR(world_.AllGather(&mine, sizeof(mine), peaks.data()));
+  std::string report;
+  for (int rank = 0; rank < world_.size(); ++rank) {
+    const GridPosition at = PositionOfRank(grid_->shape(), rank);
+    char line[160];
+    std::snprintf(line, sizeof(line),
+                  "peak activation memory: rank %d (replica %d, stage %d) %.3f MiB (%lld bytes)\n",
+                  rank, at.replica, at.stage, static_cast<double>(peaks[rank]) / (1 << 20),
+                  static_cast<long long>(peaks[rank]));
+    report += line;
+  }
+  return report;
+}
+
+Status PipelineTrainer::Run() {
+  const int64_t max_steps = config_.train().max_steps();
+  const int64_t log_every = std::max<int64_t>(1, config_.logging().log_every());
+  const int64_t valid_every = config_.train().valid_every();
+  const int64_t checkpoint_every = config_.checkpoint().every_steps();
+  const bool checkpoints = !config_.checkpoint().dir().empty();
+  const bool leader = world_.rank() == 0;
+  ASSIGN_OR_RETURN(MetricsWriter metrics,
+                   MetricsWriter::Open(leader ? config_.logging().json_metrics() : ""));
+  LOG_IF(INFO, leader) << "training " << DescribeUnits(config_.model()).size() << " units on "
+                       << grid_->shape().size() << " ranks, " << train_shard_->num_examples()
+                       << " examples, steps " << step_ << " -> " << max_steps;
+  InstallStopSignalHandlers();  // SIGUSR1 / SIGTERM: checkpoint after this step, then stop
+  ProgressMeter meter(step_, max_steps);
+  while (step_ < max_steps) {
+    ASSIGN_OR_RETURN(const StepResult result, TrainStep());
+    meter.AddStep(result.loss_sum, result.loss_tokens, result.lr, result.optimizer.grad_norm);
+    if (step_ % log_every == 0 || step_ == max_steps) {
+      const ProgressRecord record = meter.TakeRecord(step_);
+      LOG_IF(INFO, leader) << FormatProgressLine(record, max_steps);
+      RETURN_IF_ERROR(metrics.WriteProgress(record));
+    }
+    if (valid_every > 0 && valid_shard_ != nullptr && step_ % valid_every == 0) {
+      ASSIGN_OR_RETURN(const double valid_loss, ValidationLoss());
+      LOG_IF(INFO, leader) << "step " << step_ << " | valid loss " << valid_loss;
+      RETURN_IF_ERROR(metrics.WriteValidation(step_, valid_loss));
+    }
+    if (checkpoints && checkpoint_every > 0 && step_ % checkpoint_every == 0) {
+      RETURN_IF_ERROR(SaveCheckpoint());
+    }
+    if (stop_agreed_ && step_ < max_steps) return StopForRequeue();
+  }
+  if (checkpoints && last_saved_step_ != step_) RETURN_IF_ERROR(SaveCheckpoint());
+  RETURN_IF_ERROR(FinishTrace());
+  ASSIGN_OR_RETURN(const std::string report, ActivationMemoryReport());
+  LOG_IF(INFO, leader) << "\n" << report;
+  return OkStatus();
+}
+
+}  // namespace deepnet

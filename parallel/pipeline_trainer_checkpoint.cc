@@ -1,0 +1,103 @@
+// PipelineTrainer checkpoints: per-stage files, one commit by rank 0, resume on every rank.
+#include <google/protobuf/util/message_differencer.h>
+
+#include <filesystem>
+
+#include "configs/config.h"
+#include "parallel/pipeline_trainer.h"
+#include "train/checkpoint.h"
+
+namespace deepnet {
+
+TrainingState PipelineTrainer::State() const {
+  TrainingState state;
+  state.step = step_;
+  state.seed = config_.train().seed();
+  state.data_position = batcher_->position();
+  state.vocab_size = train_shard_->vocab_size();
+  state.special_ids = train_shard_->special_ids();
+  state.config_text = config::ConfigToText(config_);
+  return state;
+}
+
+Status PipelineTrainer::SaveCheckpoint() {
+  const std::string& root = config_.checkpoint().dir();
+  if (root.empty()) return FailedPrecondition("checkpoint.dir is empty");
+  const std::filesystem::path dir = std::filesystem::path(root) / CheckpointDirName(step_);
+  // A one-process checkpoint of the same step would shadow the stage files: remove it first.
+  Status local = OkStatus();
+  if (world_.rank() == 0) {
+    for (const char* name : {kParamsFileName, kOptimizerFileName}) {
+      if (local.ok() && std::filesystem::exists(dir / name)) {
+        local = fs_.DeleteFile((dir / name).string());
+      }
+    }
+  }
+  RETURN_IF_ERROR(AllRanksOk(world_, local).WithContext("checkpoint"));
+  if (grid_->replica() == 0) {
+    local = SaveStageFiles(root, step_, grid_->stage(), Units(), *optimizer_, *backend_, fs_);
+  }
+  RETURN_IF_ERROR(AllRanksOk(world_, local).WithContext("checkpoint, stage files"));
+  if (world_.rank() == 0) {
+    local = CommitCheckpoint(root, State(), config_.checkpoint().keep_last(), fs_);
+  }
+  RETURN_IF_ERROR(AllRanksOk(world_, local).WithContext("checkpoint, commit"));
+  last_saved_step_ = step_;
+  LOG_IF(INFO, world_.rank() == 0) << "saved checkpoint " << dir.string();
+  return OkStatus();
+}
+
+Status PipelineTrainer::Restore(const std::string& checkpoint_dir) {
+  ASSIGN_OR_RETURN(TrainingState state, ReadTrainingState(checkpoint_dir));
+  ASSIGN_OR_RETURN(
+      config::RunConfig saved,
+      config::LoadConfigFromText(state.config_text, checkpoint_dir + "/state.json", {}));
+  if (!google::protobuf::util::MessageDifferencer::Equals(saved.model(), config_.model())) {
+    return FailedPrecondition(checkpoint_dir + " was trained with another model config:\n" +
+                              saved.model().ShortDebugString() + "\nnow:\n" +
+                              config_.model().ShortDebugString());
+  }
+  if (state.seed != config_.train().seed()) {
+    return FailedPrecondition(checkpoint_dir + " was trained with train.seed " +
+                              std::to_string(state.seed) + ", the config says " +
+                              std::to_string(config_.train().seed()));
+  }
+  RETURN_IF_ERROR(LoadParameters(checkpoint_dir, Units(), *backend_));
+  RETURN_IF_ERROR(LoadOptimizerState(checkpoint_dir, *optimizer_, *backend_));
+  if (optimizer_->step() != state.step) {
+    return DataLoss(checkpoint_dir + ": optimizer step " + std::to_string(optimizer_->step()) +
+                    " differs from the state's step " + std::to_string(state.step));
+  }
+  RETURN_IF_ERROR(batcher_->Seek(state.data_position));
+  step_ = state.step;
+  last_saved_step_ = state.step;
+  LOG_IF(INFO, world_.rank() == 0) << "resumed from " << checkpoint_dir << " at step " << step_;
+  return OkStatus();
+}
+
+Status PipelineTrainer::MaybeResume() {
+  const std::string& root = config_.checkpoint().dir();
+  const bool leader = world_.rank() == 0;
+  if (root.empty()) {
+    LOG_IF(WARNING, leader && config_.checkpoint().resume())
+        << "checkpoint.dir is empty: nothing to resume";
+    return OkStatus();
+  }
+  StatusOr<std::string> latest = FindLatestCheckpoint(root);
+  Status local = OkStatus();
+  if (latest.ok() && config_.checkpoint().resume()) {
+    local = Restore(*latest);
+  } else if (latest.ok()) {
+    LOG_IF(WARNING, leader) << root << " already holds checkpoints (latest " << *latest
+                            << "); this run starts from step 0 and replaces them (--resume "
+                               "continues)";
+  } else if (latest.status().code() == StatusCode::kNotFound) {
+    LOG_IF(INFO, leader && config_.checkpoint().resume())
+        << "no checkpoint in " << root << " yet; starting from step 0";
+  } else {
+    local = latest.status();
+  }
+  return AllRanksOk(world_, local).WithContext("resume");
+}
+
+}  // namespace deepnet

@@ -1,0 +1,254 @@
+// PipelineTrainer set-up: config checks, the partition, this rank's units, the engine, the data.
+#include <algorithm>
+#include <filesystem>
+
+#include "parallel/cost_model.h"
+#include "parallel/pipeline_trainer.h"
+#include "parallel/validate.h"
+#include "train/micro_batch.h"
+
+namespace deepnet {
+namespace {
+
+CostModelOptions::Recompute CostRecompute(const config::ParallelConfig& parallel) {
+  switch (parallel.recompute()) {
+    case config::ParallelConfig::SELECTIVE:
+      return CostModelOptions::Recompute::kSelective;
+    case config::ParallelConfig::FULL:
+      return CostModelOptions::Recompute::kFull;
+    default:
+      return CostModelOptions::Recompute::kNone;
+  }
+}
+
+ModelShape ShapeOf(const config::ModelConfig& model) {
+  ModelShape shape;
+  switch (model.architecture()) {
+    case config::ModelConfig::ENCODER_ONLY:
+      shape.arch = ModelShape::Arch::kEncoderOnly;
+      break;
+    case config::ModelConfig::DECODER_ONLY:
+      shape.arch = ModelShape::Arch::kDecoderOnly;
+      break;
+    default:
+      shape.arch = ModelShape::Arch::kEncoderDecoder;
+  }
+  shape.encoder_layers = model.encoder_layers();
+  shape.decoder_layers = model.decoder_layers();
+  shape.d_model = model.d_model();
+  shape.heads = model.heads();
+  shape.ffn_dim = model.ffn_dim();
+  shape.vocab = model.vocab_size();
+  shape.tied = model.tied_embeddings();
+  shape.pre_ln = model.norm() == config::ModelConfig::PRELN;
+  return shape;
+}
+
+// What the engine and this trainer support; the schedule must exist for (p, m, v).
+Status CheckPipelineConfig(const config::RunConfig& config, ScheduleKind kind) {
+  const config::ParallelConfig& parallel = config.parallel();
+  if (parallel.backend() != config::ParallelConfig::CPU) {
+    return Unimplemented("parallel.backend: only CPU is available to the pipeline trainer");
+  }
+  if (parallel.precision() != config::ParallelConfig::FP32) {
+    return Unimplemented("parallel.precision: the CPU backend trains in FP32 only");
+  }
+  if (parallel.virtual_chunks() > 1 && kind != ScheduleKind::kInterleaved1F1B) {
+    return InvalidArgument("parallel.virtual_chunks > 1 needs schedule INTERLEAVED_1F1B");
+  }
+  if (parallel.recompute_every() < 1) {
+    return InvalidArgument("parallel.recompute_every must be >= 1");
+  }
+  ScheduleOptions options;
+  options.stages = parallel.pipeline_stages();
+  options.micro_batches = parallel.micro_batches();
+  options.virtual_chunks = std::max(1, parallel.virtual_chunks());
+  return CheckScheduleOptions(kind, options);
+}
+
+}  // namespace
+
+StatusOr<ScheduleKind> ScheduleKindOf(const config::ParallelConfig& parallel) {
+  return ParseScheduleKind(config::ParallelConfig::Schedule_Name(parallel.schedule()));
+}
+
+StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config) {
+  const config::ParallelConfig& parallel = config.parallel();
+  const config::DataConfig& data = config.data();
+  CostModelOptions costs;
+  costs.source_len = std::max(1, data.max_source_length());
+  costs.target_len = std::max(1, data.max_target_length());
+  costs.batch =
+      std::max<int64_t>(1, data.max_tokens_per_batch() / (costs.source_len + costs.target_len));
+  costs.dtype_bytes = 4;
+  costs.recompute = CostRecompute(parallel);
+  const std::vector<UnitCost> units = EstimateUnitCosts(ShapeOf(config.model()), costs);
+  const size_t expected = DescribeUnits(config.model()).size();
+  if (units.size() != expected) {
+    return Internal("the cost model lists " + std::to_string(units.size()) +
+                    " units, the model has " + std::to_string(expected));
+  }
+  ASSIGN_OR_RETURN(const ScheduleKind kind, ScheduleKindOf(parallel));
+  PartitionOptions options;
+  options.stages = parallel.pipeline_stages();
+  options.virtual_chunks = std::max(1, parallel.virtual_chunks());
+  options.micro_batches = parallel.micro_batches();
+  options.schedule = kind;
+  options.memory_limit_bytes = parallel.stage_memory_limit_mb() * (int64_t{1} << 20);
+  if (static_cast<int64_t>(units.size()) < int64_t{options.stages} * options.virtual_chunks) {
+    return InvalidArgument("the model has " + std::to_string(units.size()) + " units, fewer than " +
+                           std::to_string(options.stages * options.virtual_chunks) +
+                           " pipeline chunks (stages x virtual_chunks)");
+  }
+  StatusOr<PartitionPlan> plan = PartitionUnits(units, options);
+  if (!plan.ok()) return plan.status().WithContext("partitioning the model");
+  return plan;
+}
+
+Status PipelineTrainer::OpenData() {
+  ASSIGN_OR_RETURN(train_shard_, OpenShard(TrainShardPath(config_)));
+  const int32_t shard_vocab = train_shard_->vocab_size();
+  config::ModelConfig& model = *config_.mutable_model();
+  if (model.vocab_size() == 0) model.set_vocab_size(shard_vocab);
+  if (model.vocab_size() < shard_vocab) {
+    return InvalidArgument("model.vocab_size " + std::to_string(model.vocab_size()) +
+                           " is smaller than the vocabulary of " + train_shard_->path() + " (" +
+                           std::to_string(shard_vocab) + ")");
+  }
+  ASSIGN_OR_RETURN(Batcher batcher,
+                   Batcher::Create(train_shard_.get(), TrainBatcherOptions(config_)));
+  batcher_.emplace(std::move(batcher));
+
+  const bool wants_valid = config_.train().valid_every() > 0 && !config_.data().valid_tsv().empty();
+  if (!wants_valid || !std::filesystem::exists(ValidShardPath(config_))) return OkStatus();
+  ASSIGN_OR_RETURN(valid_shard_, OpenShard(ValidShardPath(config_)));
+  std::vector<int32_t> source_lengths, target_lengths;
+  for (int64_t e = 0; e < valid_shard_->num_examples(); ++e) {
+    source_lengths.push_back(valid_shard_->source_length(e));
+    target_lengths.push_back(valid_shard_->target_length(e));
+  }
+  BatcherOptions options;
+  options.max_tokens = config_.data().max_tokens_per_batch();
+  options.shuffle = false;
+  ASSIGN_OR_RETURN(valid_plan_, PlanEpoch(source_lengths, target_lengths, options, 0));
+  return OkStatus();
+}
+
+// This rank's model chunks, its optimizer and learning-rate schedule.
+Status PipelineTrainer::BuildStage() {
+  ASSIGN_OR_RETURN(const ScheduleKind kind, ScheduleKindOf(config_.parallel()));
+  RETURN_IF_ERROR(CheckPipelineConfig(config_, kind));
+  ASSIGN_OR_RETURN(partition_, PlanPartition(config_));
+  std::vector<StagePlan> mine;
+  for (const StagePlan& segment : partition_.stages) {
+    if (segment.rank == grid_->stage()) mine.push_back(segment);
+  }
+  std::sort(mine.begin(), mine.end(),
+            [](const StagePlan& a, const StagePlan& b) { return a.chunk < b.chunk; });
+  for (const StagePlan& segment : mine) {
+    ModelBuildOptions options;
+    options.seed = config_.train().seed();
+    options.dtype = DType::kF32;
+    options.backend = backend_;
+    options.first_unit = segment.first_unit;
+    options.end_unit = segment.end_unit;
+    options.pad_id = train_shard_->special_ids().pad;
+    ASSIGN_OR_RETURN(std::unique_ptr<Model> chunk, Model::Build(config_.model(), options));
+    chunks_.push_back(std::move(chunk));
+  }
+  ASSIGN_OR_RETURN(optimizer_,
+                   Optimizer::Create(Units(), OptimizerOptions::FromConfig(config_), *backend_));
+  ASSIGN_OR_RETURN(LrSchedule schedule,
+                   LrSchedule::Create(config_.lr_schedule(), config_.optimizer().lr(),
+                                      config_.train().max_steps()));
+  schedule_.emplace(schedule);
+  return BuildEngine();
+}
+
+// The schedules of both flush kinds (checked across all ranks) and the engine that runs them.
+Status PipelineTrainer::BuildEngine() {
+  const config::ParallelConfig& parallel = config_.parallel();
+  ASSIGN_OR_RETURN(const ScheduleKind kind, ScheduleKindOf(parallel));
+  ScheduleOptions options;
+  options.stages = parallel.pipeline_stages();
+  options.micro_batches = parallel.micro_batches();
+  options.virtual_chunks = std::max(1, parallel.virtual_chunks());
+  for (const bool step : {true, false}) {
+    if (!step && config_.train().micro_batches() <= 1) continue;
+    options.optimizer_step = step;
+    ASSIGN_OR_RETURN(const std::vector<std::vector<Action>> all, BuildAllSchedules(kind, options));
+    ValidateOptions check;
+    check.micro_batches = options.micro_batches;
+    check.virtual_chunks = options.virtual_chunks;
+    check.optimizer_step = step;
+    RETURN_IF_ERROR(ValidateSchedules(all, check).WithContext("generated schedule"));
+    (step ? step_actions_ : flush_actions_) = all[grid_->stage()];
+  }
+
+  std::vector<int> unit_stage(DescribeUnits(config_.model()).size(), -1);
+  for (const StagePlan& segment : partition_.stages) {
+    for (int u = segment.first_unit; u < segment.end_unit; ++u) unit_stage[u] = segment.rank;
+  }
+  reducer_ =
+      std::make_unique<GradientReducer>(grid_->pipeline(), grid_->data(), unit_stage, Units(),
+                                        config_.model().tied_embeddings(), *backend_);
+  std::vector<EngineChunk> chunks;
+  for (size_t c = 0; c < chunks_.size(); ++c) {
+    EngineChunk chunk;
+    chunk.model_chunk = static_cast<int>(c) * options.stages + grid_->stage();
+    for (auto& unit : chunks_[c]->units()) chunk.units.push_back(unit.get());
+    chunks.push_back(std::move(chunk));
+  }
+  EngineOptions engine;
+  engine.stages = options.stages;
+  engine.stage = grid_->stage();
+  engine.num_model_chunks = options.stages * options.virtual_chunks;
+  engine.recompute_every = parallel.recompute_every();
+  engine_ = std::make_unique<PipelineEngine>(engine, std::move(chunks),
+                                             StreamLayout::FromConfig(config_.model(), DType::kF32),
+                                             grid_->pipeline(), *optimizer_, *reducer_);
+  return OkStatus();
+}
+
+std::vector<Unit*> PipelineTrainer::Units() const {
+  std::vector<Unit*> units;
+  for (const auto& chunk : chunks_) {
+    for (auto& unit : chunk->units()) units.push_back(unit.get());
+  }
+  return units;
+}
+
+StepContext PipelineTrainer::Context(bool training) const {
+  StepContext ctx;
+  ctx.backend = backend_;
+  ctx.seed = config_.train().seed();
+  ctx.step = step_;
+  ctx.training = training;
+  switch (config_.parallel().recompute()) {
+    case config::ParallelConfig::SELECTIVE:
+      ctx.recompute = Recompute::kSelective;
+      break;
+    case config::ParallelConfig::FULL:
+      ctx.recompute = Recompute::kFull;
+      break;
+    default:
+      ctx.recompute = Recompute::kNone;
+  }
+  ctx.label_smoothing = config_.train().label_smoothing();
+  ctx.pad_id = train_shard_->special_ids().pad;
+  return ctx;
+}
+
+StatusOr<std::vector<std::vector<MicroBatch>>> PipelineTrainer::NextStepMicroBatches() {
+  const int per_flush = grid_->shape().data_parallel * config_.parallel().micro_batches();
+  std::vector<std::vector<MicroBatch>> flushes;
+  for (int flush = 0; flush < config_.train().micro_batches(); ++flush) {
+    ASSIGN_OR_RETURN(Batch batch, batcher_->Next());
+    ASSIGN_OR_RETURN(std::vector<MicroBatch> parts,
+                     ToMicroBatches(batch, per_flush, flush * per_flush, *backend_));
+    flushes.push_back(std::move(parts));
+  }
+  return flushes;
+}
+
+}  // namespace deepnet

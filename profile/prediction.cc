@@ -1,0 +1,176 @@
+// Step-time prediction (see the header).
+#include "profile/prediction.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "parallel/trace.h"
+
+namespace deepnet {
+
+int64_t BoundaryMessageBytes(const config::ModelConfig& model, const ProfileShape& shape) {
+  int64_t elements = 0;
+  if (model.architecture() != config::ModelConfig::DECODER_ONLY) {
+    elements += shape.batch * shape.source_len * model.d_model();
+  }
+  if (model.architecture() != config::ModelConfig::ENCODER_ONLY) {
+    elements += shape.batch * shape.target_len * model.d_model();
+  }
+  return elements * static_cast<int64_t>(sizeof(float));
+}
+
+SimulationCosts ChunkCosts(const PartitionPlan& plan, const ProfiledCosts& costs, double send_s) {
+  SimulationCosts sim;
+  sim.forward_s.clear();
+  sim.backward_input_s.clear();
+  sim.backward_weight_s.clear();
+  for (const StagePlan& stage : plan.stages) {
+    double forward = 0, backward = 0, input = 0, weight = 0;
+    for (int u = stage.first_unit; u < stage.end_unit; ++u) {
+      const UnitCost& unit = costs.units[u];
+      forward += unit.forward_s;
+      backward += unit.backward_s + unit.recompute_s;
+      input += costs.backward_input_s[u] + unit.recompute_s;
+      weight += costs.backward_weight_s[u];
+    }
+    sim.forward_s.push_back(forward);
+    sim.backward_s.push_back(backward);
+    sim.backward_input_s.push_back(input);
+    sim.backward_weight_s.push_back(weight);
+  }
+  sim.send_latency_s = send_s;
+  return sim;
+}
+
+SchedulePrediction PredictSchedule(const ProfiledCosts& costs, ScheduleKind kind,
+                                   const PredictionOptions& options) {
+  SchedulePrediction prediction;
+  prediction.kind = kind;
+  prediction.virtual_chunks =
+      kind == ScheduleKind::kInterleaved1F1B ? options.interleaved_chunks : 1;
+  ScheduleOptions schedule;
+  schedule.stages = options.stages;
+  schedule.micro_batches = options.micro_batches;
+  schedule.virtual_chunks = prediction.virtual_chunks;
+  prediction.status = CheckScheduleOptions(kind, schedule);
+  if (!prediction.status.ok()) return prediction;
+
+  PartitionOptions partition;
+  partition.stages = options.stages;
+  partition.virtual_chunks = prediction.virtual_chunks;
+  partition.micro_batches = options.micro_batches;
+  partition.schedule = kind;
+  partition.memory_limit_bytes = options.memory_limit_bytes;
+  StatusOr<PartitionPlan> plan = PartitionUnits(costs.units, partition);
+  if (!plan.ok()) {
+    prediction.status = plan.status();
+    return prediction;
+  }
+  prediction.plan = std::move(plan).value();
+
+  StatusOr<std::vector<std::vector<Action>>> ranks = BuildAllSchedules(kind, schedule);
+  if (!ranks.ok()) {
+    prediction.status = ranks.status();
+    return prediction;
+  }
+  StatusOr<Simulation> simulation =
+      Simulate(*ranks, ChunkCosts(prediction.plan, costs, options.send_s));
+  if (!simulation.ok()) {
+    prediction.status = simulation.status();
+    return prediction;
+  }
+  prediction.simulation = std::move(simulation).value();
+  std::vector<int64_t> rank_bytes(options.stages, 0);
+  for (const StagePlan& stage : prediction.plan.stages)
+    rank_bytes[stage.rank] += stage.memory_bytes;
+  prediction.peak_stage_bytes = *std::max_element(rank_bytes.begin(), rank_bytes.end());
+  return prediction;
+}
+
+std::vector<SchedulePrediction> PredictAllSchedules(const ProfiledCosts& costs,
+                                                    const PredictionOptions& options) {
+  std::vector<SchedulePrediction> predictions;
+  for (const ScheduleKind kind : {ScheduleKind::kGpipe, ScheduleKind::kOneFOneB,
+                                  ScheduleKind::kInterleaved1F1B, ScheduleKind::kZeroBubbleH1}) {
+    predictions.push_back(PredictSchedule(costs, kind, options));
+  }
+  return predictions;
+}
+
+std::string FormatPredictions(const std::vector<SchedulePrediction>& predictions,
+                              const ProfiledCosts& costs, int micro_batches) {
+  double one_rank_s = 0.0;
+  for (const UnitCost& unit : costs.units) one_rank_s += unit.time_s();
+  one_rank_s *= micro_batches;
+  char line[256];
+  std::snprintf(line, sizeof(line), "one rank, %d micro-batches: %s per step\n", micro_batches,
+                FormatPassTime(one_rank_s).c_str());
+  std::string text = line;
+  text += "schedule           step time   bubble   bottleneck     fullest rank  speed-up\n";
+  for (const SchedulePrediction& p : predictions) {
+    std::string name = std::string(ScheduleKindName(p.kind));
+    if (p.virtual_chunks > 1) name += " (v=" + std::to_string(p.virtual_chunks) + ")";
+    if (!p.status.ok()) {
+      text += name + std::string(name.size() < 18 ? 18 - name.size() : 1, ' ') + " -- " +
+              p.status.message() + "\n";
+      continue;
+    }
+    const double step_s = p.simulation.makespan_s;
+    std::snprintf(line, sizeof(line), "%-18s %-11s %5.1f%%   %-13s  %-12s  %.2fx\n", name.c_str(),
+                  FormatPassTime(step_s).c_str(), 100.0 * p.simulation.bubble_fraction,
+                  FormatPassTime(p.plan.bottleneck_s).c_str(),
+                  FormatMiB(p.peak_stage_bytes).c_str(), step_s > 0 ? one_rank_s / step_s : 0.0);
+    text += line;
+  }
+  return text;
+}
+
+ProfiledCosts WithInputOnlyBackward(const ProfiledCosts& costs) {
+  ProfiledCosts ideal = costs;
+  for (size_t u = 0; u < ideal.units.size(); ++u) {
+    ideal.backward_input_s[u] =
+        std::max(0.0, costs.units[u].backward_s - costs.backward_weight_s[u]);
+  }
+  return ideal;
+}
+
+std::string PredictionsToJson(const std::vector<SchedulePrediction>& predictions,
+                              const std::vector<UnitCost>& units) {
+  auto number = [](double v) {
+    char text[40];
+    std::snprintf(text, sizeof(text), "%.9g", v);
+    return std::string(text);
+  };
+  std::string json = "[\n";
+  for (size_t i = 0; i < predictions.size(); ++i) {
+    const SchedulePrediction& p = predictions[i];
+    json += "  {\"schedule\": \"" + ScheduleFileStem(p.kind) +
+            "\", \"virtual_chunks\": " + std::to_string(p.virtual_chunks);
+    if (!p.status.ok()) {
+      json += ", \"error\": \"" + JsonEscape(p.status.ToString()) + "\"}";
+    } else {
+      json += ", \"step_s\": " + number(p.simulation.makespan_s) +
+              ", \"bubble\": " + number(p.simulation.bubble_fraction) +
+              ", \"bottleneck_s\": " + number(p.plan.bottleneck_s) +
+              ", \"peak_rank_bytes\": " + std::to_string(p.peak_stage_bytes) +
+              ",\n   \"stages\": [";
+      for (size_t k = 0; k < p.plan.stages.size(); ++k) {
+        const StagePlan& s = p.plan.stages[k];
+        json += std::string(k > 0 ? ",\n     " : "\n     ") +
+                "{\"rank\": " + std::to_string(s.rank) + ", \"chunk\": " + std::to_string(s.chunk) +
+                ", \"first_unit\": " + std::to_string(s.first_unit) +
+                ", \"end_unit\": " + std::to_string(s.end_unit) + ", \"first\": \"" +
+                JsonEscape(units[s.first_unit].name) + "\", \"last\": \"" +
+                JsonEscape(units[s.end_unit - 1].name) + "\", \"time_s\": " + number(s.time_s) +
+                ", \"memory_bytes\": " + std::to_string(s.memory_bytes) + "}";
+      }
+      json += "]}";
+    }
+    json += i + 1 < predictions.size() ? ",\n" : "\n";
+  }
+  return json + "]\n";
+}
+
+std::string ScheduleFileStem(ScheduleKind kind) { return std::string(ScheduleKindName(kind)); }
+
+}  // namespace deepnet

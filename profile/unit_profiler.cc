@@ -1,0 +1,396 @@
+// Unit profiler (see the header for what one repetition measures).
+#include "profile/unit_profiler.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <random>
+
+#include "parallel/trace.h"
+#include "runtime/allocator.h"
+
+namespace deepnet {
+namespace {
+
+constexpr int kBos = 1;
+constexpr int kFirstPiece = 4;  // ids below are pad, <s>, </s>, <unk>
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+bool HasEncoder(const config::ModelConfig& model) {
+  return model.architecture() != config::ModelConfig::DECODER_ONLY;
+}
+bool HasDecoder(const config::ModelConfig& model) {
+  return model.architecture() != config::ModelConfig::ENCODER_ONLY;
+}
+
+Tensor RandomTokens(int64_t rows, int64_t cols, int vocab, std::mt19937& rng) {
+  Tensor t = Tensor::Zeros({rows, cols}, DType::kI32, MemoryCategory::kOther);
+  std::uniform_int_distribution<int> piece(kFirstPiece, vocab - 1);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<int32_t>()[i] = piece(rng);
+  return t;
+}
+
+// Full-length sentences (no padding): the shape the batcher fills up to max_tokens.
+MicroBatch SyntheticMicroBatch(const config::ModelConfig& model, const ProfileShape& shape,
+                               uint64_t seed) {
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  const int vocab = model.vocab_size();
+  const int64_t B = shape.batch, S = shape.source_len, T = shape.target_len;
+  MicroBatch mb;
+  if (HasEncoder(model)) {
+    mb.source = RandomTokens(B, S, vocab, rng);
+    mb.source_mask = Tensor::Zeros({B, S}, DType::kU8, MemoryCategory::kOther);
+  }
+  if (HasDecoder(model)) {
+    mb.target = RandomTokens(B, T, vocab, rng);
+    mb.target_input = Tensor::Zeros({B, T}, DType::kI32, MemoryCategory::kOther);
+    for (int64_t b = 0; b < B; ++b) {
+      int32_t* row = mb.target_input.data<int32_t>() + b * T;
+      const int32_t* target = mb.target.data<int32_t>() + b * T;
+      row[0] = kBos;
+      for (int64_t t = 1; t < T; ++t) row[t] = target[t - 1];
+    }
+    mb.target_mask = Tensor::Zeros({B, T}, DType::kU8, MemoryCategory::kOther);
+    mb.num_target_tokens = B * T;
+  } else {
+    mb.target = RandomTokens(B, S, vocab, rng);  // encoder-only: a label per source position
+    mb.num_target_tokens = B * S;
+  }
+  return mb;
+}
+
+Tensor RandomLike(const Tensor& like, std::mt19937& rng) {
+  Tensor t = Tensor::Zeros(like.shape(), DType::kF32, MemoryCategory::kActivations);
+  std::normal_distribution<float> normal(0.0f, 1e-3f);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = normal(rng);
+  return t;
+}
+
+// The gradient w.r.t. the unit's outputs. Decoder layers get no grad.enc (they create it).
+Stream GradientTemplate(UnitKind kind, const Stream& embedded, std::mt19937& rng) {
+  Stream grad;
+  const bool enc_side = kind == UnitKind::kEmbedding || kind == UnitKind::kEncoderLayer ||
+                        kind == UnitKind::kEncoderFinalNorm;
+  if (kind == UnitKind::kOutput) return grad;
+  if (enc_side && embedded.enc.defined()) grad.enc = RandomLike(embedded.enc, rng);
+  if (embedded.dec.defined()) grad.dec = RandomLike(embedded.dec, rng);
+  return grad;
+}
+
+Stream CloneStream(const Stream& stream) {
+  Stream copy;
+  if (stream.enc.defined()) copy.enc = stream.enc.Clone();
+  if (stream.dec.defined()) copy.dec = stream.dec.Clone();
+  return copy;
+}
+
+int64_t ReplacedInputBytes(UnitKind kind, const Stream& embedded) {
+  switch (kind) {
+    case UnitKind::kEmbedding:
+      return 0;  // token ids live in the micro-batch
+    case UnitKind::kEncoderLayer:
+    case UnitKind::kEncoderFinalNorm:
+      return static_cast<int64_t>(embedded.enc.nbytes());
+    case UnitKind::kDecoderLayer:
+    case UnitKind::kDecoderFinalNorm:
+      return static_cast<int64_t>(embedded.dec.nbytes());
+    case UnitKind::kOutput:
+      return static_cast<int64_t>(embedded.dec.defined() ? embedded.dec.nbytes()
+                                                         : embedded.enc.nbytes());
+  }
+  return 0;
+}
+
+struct Samples {
+  std::vector<double> forward, recompute, backward, backward_input, backward_weight;
+  int64_t saved_bytes = 0;
+  int64_t forward_peak = 0;
+  int64_t backward_peak = 0;
+};
+
+// Starts a peak measurement; returns the live bytes it starts from.
+int64_t StartPeak(Allocator& allocator) {
+  allocator.ResetPeak();
+  return allocator.stats().total_current;
+}
+
+// One repetition (see the header). `samples` null: a warm-up.
+void RunRepetition(Unit& unit, const StepContext& ctx, const MicroBatch& mb, const Stream& input,
+                   const Stream& grad_template, Samples* samples) {
+  Allocator& allocator = GetAllocator(Device::Cpu());
+  int64_t base = StartPeak(allocator);
+  Stream io = input;
+  auto start = Clock::now();
+  std::unique_ptr<SavedActivations> saved = unit.Forward(ctx, mb, io);
+  const double forward_s = SecondsSince(start);
+  const int64_t forward_peak = allocator.stats().total_peak - base;
+  const int64_t saved_bytes = saved->bytes();
+  saved.reset();
+  io = Stream();
+
+  Stream replay = input;
+  start = Clock::now();
+  saved = unit.Forward(ctx, mb, replay);
+  const double recompute_s = SecondsSince(start);
+  replay = Stream();
+
+  Stream grad = CloneStream(grad_template);
+  base = StartPeak(allocator);
+  start = Clock::now();
+  unit.Backward(ctx, mb, *saved, grad);
+  const double backward_s = SecondsSince(start);
+  const int64_t backward_peak = allocator.stats().total_peak - base;
+  saved.reset();
+
+  Stream again = input;
+  saved = unit.Forward(ctx, mb, again);
+  again = Stream();
+  grad = CloneStream(grad_template);  // B's record references it until W has run
+  start = Clock::now();
+  std::unique_ptr<DeferredWeightGrads> deferred = unit.BackwardInput(ctx, mb, *saved, grad);
+  const double input_s = SecondsSince(start);
+  start = Clock::now();
+  unit.BackwardWeight(ctx, *deferred);
+  const double weight_s = SecondsSince(start);
+
+  if (samples == nullptr) return;
+  samples->forward.push_back(forward_s);
+  samples->recompute.push_back(recompute_s);
+  samples->backward.push_back(backward_s);
+  samples->backward_input.push_back(input_s);
+  samples->backward_weight.push_back(weight_s);
+  samples->saved_bytes = saved_bytes;
+  samples->forward_peak = std::max(samples->forward_peak, forward_peak);
+  samples->backward_peak = std::max(samples->backward_peak, backward_peak);
+}
+
+StatusOr<std::unique_ptr<Model>> BuildOneUnit(const config::ModelConfig& model, int index,
+                                              uint64_t seed) {
+  ModelBuildOptions options;
+  options.seed = seed;
+  options.first_unit = index;
+  options.end_unit = index + 1;
+  return Model::Build(model, options);
+}
+
+StepContext TrainingContext(const UnitProfileOptions& options, const MicroBatch& mb) {
+  StepContext ctx;
+  ctx.backend = &CpuBackend();
+  ctx.seed = options.seed;
+  ctx.training = true;
+  ctx.recompute =
+      options.recompute == Recompute::kSelective ? Recompute::kSelective : Recompute::kNone;
+  ctx.loss_scale = 1.0 / static_cast<double>(std::max<int64_t>(1, mb.num_target_tokens));
+  ctx.label_smoothing = 0.1;
+  return ctx;
+}
+
+const char* RecomputeName(Recompute recompute) {
+  switch (recompute) {
+    case Recompute::kSelective:
+      return "selective";
+    case Recompute::kFull:
+      return "full";
+    default:
+      return "none";
+  }
+}
+
+}  // namespace
+
+TimingStats TimingStats::Of(std::vector<double> samples) {
+  TimingStats stats;
+  if (samples.empty()) return stats;
+  std::sort(samples.begin(), samples.end());
+  auto rank = [&](double q) {
+    const size_t i = static_cast<size_t>(std::ceil(q * static_cast<double>(samples.size())));
+    return samples[std::clamp<size_t>(i, 1, samples.size()) - 1];
+  };
+  stats.median_s = rank(0.5);
+  stats.p10_s = rank(0.1);
+  stats.p90_s = rank(0.9);
+  return stats;
+}
+
+StatusOr<ModelProfile> ProfileUnitKinds(const config::ModelConfig& model, const ProfileShape& shape,
+                                        const UnitProfileOptions& options) {
+  RETURN_IF_ERROR(ValidateModelConfig(model));
+  if (model.vocab_size() <= kFirstPiece) {
+    return InvalidArgument("model.vocab_size must be resolved (> 4) before profiling");
+  }
+  if (shape.batch < 1 || shape.source_len < 1 || shape.target_len < 1 || options.repetitions < 1 ||
+      options.warmup < 0) {
+    return InvalidArgument("profile: batch, lengths and repetitions must be >= 1");
+  }
+  ModelProfile profile;
+  profile.shape = shape;
+  profile.recompute = options.recompute;
+  profile.threads = omp_get_max_threads();
+  profile.warmup = options.warmup;
+  profile.repetitions = options.repetitions;
+
+  const MicroBatch mb = SyntheticMicroBatch(model, shape, options.seed);
+  const StepContext ctx = TrainingContext(options, mb);
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> embedding, BuildOneUnit(model, 0, options.seed));
+  Stream embedded;
+  embedding->units().front()->Forward(ctx, mb, embedded);
+  std::mt19937 rng(static_cast<uint32_t>(options.seed) + 1);
+
+  const std::vector<UnitInfo> infos = DescribeUnits(model);
+  std::map<UnitKind, int> counts;
+  for (const UnitInfo& info : infos) ++counts[info.kind];
+  for (const UnitInfo& info : infos) {
+    if (counts[info.kind] == 0) continue;  // kind already measured
+    UnitKindProfile kind;
+    kind.kind = info.kind;
+    kind.unit_name = info.name;
+    kind.count = counts[info.kind];
+    counts[info.kind] = 0;
+    ASSIGN_OR_RETURN(std::unique_ptr<Model> built, BuildOneUnit(model, info.index, options.seed));
+    Unit& unit = *built->units().front();
+    kind.param_bytes = static_cast<int64_t>(unit.flat_values().nbytes());
+    kind.input_bytes = ReplacedInputBytes(info.kind, embedded);
+    const Stream input = info.kind == UnitKind::kEmbedding ? Stream() : embedded;
+    const Stream grad_template = GradientTemplate(info.kind, embedded, rng);
+    Samples samples;
+    for (int i = 0; i < options.warmup; ++i) {
+      RunRepetition(unit, ctx, mb, input, grad_template, nullptr);
+    }
+    for (int i = 0; i < options.repetitions; ++i) {
+      RunRepetition(unit, ctx, mb, input, grad_template, &samples);
+    }
+    kind.forward = TimingStats::Of(samples.forward);
+    kind.recompute = TimingStats::Of(samples.recompute);
+    kind.backward = TimingStats::Of(samples.backward);
+    kind.backward_input = TimingStats::Of(samples.backward_input);
+    kind.backward_weight = TimingStats::Of(samples.backward_weight);
+    kind.saved_bytes = samples.saved_bytes;
+    kind.forward_peak_bytes = samples.forward_peak;
+    kind.backward_peak_bytes = samples.backward_peak;
+    profile.kinds.push_back(std::move(kind));
+  }
+  return profile;
+}
+
+ProfiledCosts CostsFromProfile(const ModelProfile& profile, const config::ModelConfig& model,
+                               int optimizer_bytes_per_parameter) {
+  std::map<UnitKind, const UnitKindProfile*> by_kind;
+  for (const UnitKindProfile& kind : profile.kinds) by_kind[kind.kind] = &kind;
+  const bool full = profile.recompute == Recompute::kFull;
+  ProfiledCosts costs;
+  for (const UnitInfo& info : DescribeUnits(model)) {
+    const UnitKindProfile& measured = *by_kind.at(info.kind);
+    UnitCost cost;
+    cost.name = info.name;
+    cost.forward_s = measured.forward.median_s;
+    cost.backward_s = measured.backward.median_s;
+    cost.recompute_s = full ? measured.recompute.median_s : 0.0;
+    cost.param_bytes = info.num_parameters * static_cast<int64_t>(sizeof(float));
+    cost.grad_bytes = cost.param_bytes;
+    cost.optimizer_bytes = info.num_parameters * optimizer_bytes_per_parameter;
+    cost.input_bytes = measured.input_bytes;
+    cost.activation_bytes = full ? measured.input_bytes : measured.saved_bytes;
+    costs.units.push_back(std::move(cost));
+    costs.backward_input_s.push_back(measured.backward_input.median_s);
+    costs.backward_weight_s.push_back(measured.backward_weight.median_s);
+  }
+  return costs;
+}
+
+std::string FormatPassTime(double seconds) {
+  char text[32];
+  if (seconds < 1e-3) {
+    std::snprintf(text, sizeof(text), "%.0f us", seconds * 1e6);
+  } else if (seconds < 1.0) {
+    std::snprintf(text, sizeof(text), "%.2f ms", seconds * 1e3);
+  } else {
+    std::snprintf(text, sizeof(text), "%.2f s", seconds);
+  }
+  return text;
+}
+
+std::string FormatMiB(int64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2f MiB", static_cast<double>(bytes) / (1 << 20));
+  return text;
+}
+
+std::string FormatModelProfile(const ModelProfile& profile) {
+  char line[512];
+  std::snprintf(line, sizeof(line),
+                "micro-batch B=%lld S=%lld T=%lld, %d threads, %d warm-up + %d repetitions; "
+                "median [p10, p90]; act kept = per micro-batch, recompute %s\n",
+                static_cast<long long>(profile.shape.batch),
+                static_cast<long long>(profile.shape.source_len),
+                static_cast<long long>(profile.shape.target_len), profile.threads, profile.warmup,
+                profile.repetitions, RecomputeName(profile.recompute));
+  std::string text = line;
+  text +=
+      "unit kind          count  forward                       backward                      "
+      "recompute   B (input)   W (weight)  params      act record  act kept    peak fwd    "
+      "peak bwd\n";
+  auto timing = [](const TimingStats& t) {
+    return FormatPassTime(t.median_s) + " [" + FormatPassTime(t.p10_s) + ", " +
+           FormatPassTime(t.p90_s) + "]";
+  };
+  for (const UnitKindProfile& k : profile.kinds) {
+    const int64_t kept = profile.recompute == Recompute::kFull ? k.input_bytes : k.saved_bytes;
+    std::snprintf(
+        line, sizeof(line), "%-18s %5d  %-29s %-29s %-11s %-11s %-11s %-11s %-11s %-11s %-11s %s\n",
+        std::string(UnitKindName(k.kind)).c_str(), k.count, timing(k.forward).c_str(),
+        timing(k.backward).c_str(), FormatPassTime(k.recompute.median_s).c_str(),
+        FormatPassTime(k.backward_input.median_s).c_str(),
+        FormatPassTime(k.backward_weight.median_s).c_str(), FormatMiB(k.param_bytes).c_str(),
+        FormatMiB(k.saved_bytes).c_str(), FormatMiB(kept).c_str(),
+        FormatMiB(k.forward_peak_bytes).c_str(), FormatMiB(k.backward_peak_bytes).c_str());
+    text += line;
+  }
+  return text;
+}
+
+std::string ModelProfileToJson(const ModelProfile& profile) {
+  auto number = [](double v) {
+    char text[40];
+    std::snprintf(text, sizeof(text), "%.9g", v);
+    return std::string(text);
+  };
+  auto timing = [&](const TimingStats& t) {
+    return "{\"median_s\": " + number(t.median_s) + ", \"p10_s\": " + number(t.p10_s) +
+           ", \"p90_s\": " + number(t.p90_s) + "}";
+  };
+  std::string json = "{\n  \"shape\": {\"batch\": " + std::to_string(profile.shape.batch) +
+                     ", \"source_len\": " + std::to_string(profile.shape.source_len) +
+                     ", \"target_len\": " + std::to_string(profile.shape.target_len) + "},\n";
+  json += "  \"recompute\": \"" + std::string(RecomputeName(profile.recompute)) + "\",\n";
+  json += "  \"threads\": " + std::to_string(profile.threads) +
+          ", \"warmup\": " + std::to_string(profile.warmup) +
+          ", \"repetitions\": " + std::to_string(profile.repetitions) + ",\n  \"units\": [\n";
+  for (size_t i = 0; i < profile.kinds.size(); ++i) {
+    const UnitKindProfile& k = profile.kinds[i];
+    json += "    {\"kind\": \"" + JsonEscape(UnitKindName(k.kind)) + "\", \"measured_unit\": \"" +
+            JsonEscape(k.unit_name) + "\", \"count\": " + std::to_string(k.count) +
+            ",\n     \"forward\": " + timing(k.forward) +
+            ",\n     \"backward\": " + timing(k.backward) +
+            ",\n     \"recompute\": " + timing(k.recompute) +
+            ",\n     \"backward_input\": " + timing(k.backward_input) +
+            ",\n     \"backward_weight\": " + timing(k.backward_weight) +
+            ",\n     \"param_bytes\": " + std::to_string(k.param_bytes) +
+            ", \"saved_activation_bytes\": " + std::to_string(k.saved_bytes) +
+            ", \"input_bytes\": " + std::to_string(k.input_bytes) +
+            ", \"forward_peak_bytes\": " + std::to_string(k.forward_peak_bytes) +
+            ", \"backward_peak_bytes\": " + std::to_string(k.backward_peak_bytes) + "}";
+    json += i + 1 < profile.kinds.size() ? ",\n" : "\n";
+  }
+  return json + "  ]\n}\n";
+}
+
+}  // namespace deepnet

@@ -1,0 +1,238 @@
+// The translate, score and eval commands of the real `deepnet` binary, on a tiny model trained for
+// a few steps on the first verses of the corpus: output formats, line order, consistency between
+// score and eval, and errors as messages with exit code 1.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "runtime/atomic_file.h"
+#include "tests/train/test_files.h"
+#include "text/file_io.h"
+
+namespace deepnet {
+namespace {
+
+std::string Slurp(const std::string& path) {
+  StatusOr<std::string> text = ReadWholeFile(path);
+  return text.ok() ? *text : "";
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// The first `count` lines of a shipped corpus file.
+std::string Head(const std::string& name, int count) {
+  const StatusOr<std::string> text =
+      ReadTextFile(std::string(DEEPNET_SOURCE_DIR) + "/data/" + name);
+  EXPECT_TRUE(text.ok()) << text.status();
+  std::string head;
+  std::istringstream in(*text);
+  std::string line;
+  for (int i = 0; i < count && std::getline(in, line); ++i) head += line + "\n";
+  return head;
+}
+
+class InferCliTest : public ::testing::Test {
+ protected:
+  // One tiny run for the whole suite: prepare (200-piece tokenizer) and 3 training steps.
+  static void SetUpTestSuite() {
+    dir_ = new TempDir("infer_cli");
+    const std::string d = dir_->path();
+    ASSERT_TRUE(ReplaceFileAtomically(d + "/train.tsv", Head("train.tsv", 400)).ok());
+    ASSERT_TRUE(ReplaceFileAtomically(d + "/valid.tsv", Head("valid.tsv", 12)).ok());
+    const std::string config = R"(
+model { encoder_layers: 1 decoder_layers: 1 d_model: 16 heads: 2 ffn_dim: 32 vocab_size: 0
+        dropout: 0 max_positions: 256 }
+data { train_tsv: ")" + d + R"(/train.tsv" valid_tsv: ")" +
+                               d + R"(/valid.tsv" data_dir: ")" + d + R"(/data"
+       spm_vocab_size: 200 max_tokens_per_batch: 1024 max_source_length: 128
+       max_target_length: 128 }
+train { max_steps: 3 valid_every: 0 }
+optimizer { lr: 1e-3 }
+lr_schedule { warmup_steps: 2 }
+checkpoint { dir: ")" + d + R"(/ck" every_steps: 0 }
+logging { log_every: 1 }
+)";
+    ASSERT_TRUE(ReplaceFileAtomically(d + "/run.pbtxt", config).ok());
+    ASSERT_EQ(Run("prepare --config " + d + "/run.pbtxt"), 0) << Slurp(d + "/stderr.txt");
+    ASSERT_EQ(Run("train --config " + d + "/run.pbtxt"), 0) << Slurp(d + "/stderr.txt");
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  // Runs `deepnet <args>` (stdout, stderr into files of the suite's directory); the exit code.
+  static int Run(const std::string& args, const std::string& stdin_file = "") {
+    const std::string d = dir_->path();
+    std::string command = std::string(DEEPNET_BINARY) + " " + args + " > " + d + "/stdout.txt 2> " +
+                          d + "/stderr.txt";
+    if (!stdin_file.empty()) command += " < " + stdin_file;
+    const int status = std::system(command.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  static std::string Out() { return Slurp(dir_->path() + "/stdout.txt"); }
+  static std::string Err() { return Slurp(dir_->path() + "/stderr.txt"); }
+  static std::string Checkpoint() { return " --checkpoint " + dir_->path() + "/ck"; }
+  static std::string Write(const std::string& name, const std::string& contents) {
+    const std::string path = dir_->path() + "/" + name;
+    EXPECT_TRUE(ReplaceFileAtomically(path, contents).ok());
+    return path;
+  }
+
+  static TempDir* dir_;
+};
+
+TempDir* InferCliTest::dir_ = nullptr;
+
+struct ScoreLine {
+  int64_t line, tokens;
+  double nll, ppl;
+};
+
+// Parses score's output; the summary goes into *mean_nll and *tokens.
+std::vector<ScoreLine> ParseScores(const std::string& out, double* mean_nll, int64_t* tokens) {
+  const std::regex pair(
+      R"(\{"line": (\d+), "tokens": (\d+), "nll": ([0-9.]+), "ppl": ([0-9.e+]+)\})");
+  const std::regex summary(R"(\{"mean_nll": ([0-9.]+), "tokens": (\d+)\})");
+  std::vector<ScoreLine> scores;
+  const std::vector<std::string> lines = Lines(out);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::smatch m;
+    if (i + 1 < lines.size()) {
+      EXPECT_TRUE(std::regex_match(lines[i], m, pair)) << lines[i];
+      if (m.empty()) continue;
+      scores.push_back({std::stoll(m[1]), std::stoll(m[2]), std::stod(m[3]), std::stod(m[4])});
+    } else {
+      EXPECT_TRUE(std::regex_match(lines[i], m, summary)) << lines[i];
+      if (m.empty()) continue;
+      *mean_nll = std::stod(m[1]);
+      *tokens = std::stoll(m[2]);
+    }
+  }
+  return scores;
+}
+
+TEST_F(InferCliTest, ScorePrintsJsonLinesWithFileLineNumbers) {
+  const std::string valid = Head("valid.tsv", 3);
+  const std::vector<std::string> rows = Lines(valid);
+  const std::string pairs = Write("pairs.tsv", rows[0] + "\n\n" + rows[1] + "\n" + rows[2] + "\n");
+  ASSERT_EQ(Run("score" + Checkpoint() + " --input " + pairs), 0) << Err();
+  double mean_nll = 0;
+  int64_t tokens = 0;
+  const std::vector<ScoreLine> scores = ParseScores(Out(), &mean_nll, &tokens);
+  ASSERT_EQ(scores.size(), 3u) << Out();
+  EXPECT_EQ(scores[0].line, 1);
+  EXPECT_EQ(scores[1].line, 3);  // the blank line 2 is skipped but counted
+  EXPECT_EQ(scores[2].line, 4);
+  double weighted = 0;
+  int64_t total = 0;
+  for (const ScoreLine& s : scores) {
+    EXPECT_GT(s.tokens, 1);
+    EXPECT_GT(s.nll, 0.5);  // three training steps: far from fitting anything
+    EXPECT_NEAR(s.ppl, std::exp(s.nll), 1e-4 * s.ppl);
+    weighted += s.nll * static_cast<double>(s.tokens);
+    total += s.tokens;
+  }
+  EXPECT_EQ(tokens, total);
+  EXPECT_NEAR(mean_nll, weighted / static_cast<double>(total), 1e-5);
+
+  // The same pairs as a two-column file give the same numbers.
+  std::string two_columns;
+  for (const std::string& row : rows) two_columns += row.substr(row.find('\t') + 1) + "\n";
+  const std::string pairs2 = Write("pairs2.tsv", two_columns);
+  ASSERT_EQ(
+      Run("score" + Checkpoint() + " --input " + pairs2 + " --source_column 1 --target_column 2"),
+      0)
+      << Err();
+  double mean_nll2 = 0;
+  int64_t tokens2 = 0;
+  ParseScores(Out(), &mean_nll2, &tokens2);
+  EXPECT_EQ(tokens2, tokens);
+  EXPECT_DOUBLE_EQ(mean_nll2, mean_nll);
+}
+
+TEST_F(InferCliTest, TranslateKeepsLineOrderFromFileAndStdin) {
+  std::string input;
+  for (const std::string& row : Lines(Head("valid.tsv", 5))) {
+    const size_t first = row.find('\t'), second = row.find('\t', first + 1);
+    input += row.substr(first + 1, second - first - 1) + "\n";
+  }
+  input += "\n";  // an empty line still gets a (possibly empty) translation line
+  const std::string file = Write("input.txt", input);
+  for (const char* beam : {"1", "3"}) {
+    ASSERT_EQ(Run(std::string("translate") + Checkpoint() + " --input " + file + " --beam " + beam +
+                  " --batch 2"),
+              0)
+        << Err();
+    const std::string from_file = Out();
+    EXPECT_EQ(Lines(from_file).size(), 6u) << from_file;
+    EXPECT_NE(Err().find("sentences/s"), std::string::npos) << Err();
+    ASSERT_EQ(Run(std::string("translate") + Checkpoint() + " --beam " + beam + " --batch 2", file),
+              0)
+        << Err();
+    EXPECT_EQ(Out(), from_file);
+  }
+}
+
+TEST_F(InferCliTest, EvalReportsLossBleuAndSamples) {
+  ASSERT_EQ(Run("eval" + Checkpoint() + " --limit 6 --beam 2 --samples 2"), 0) << Err();
+  const std::string out = Out();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(6 sentences \| valid loss ([0-9.]+))")))
+      << out;
+  const double eval_loss = std::stod(m[1]);
+  EXPECT_NE(out.find("BLEU = "), std::string::npos) << out;
+  EXPECT_NE(out.find("beam 2"), std::string::npos) << out;
+  size_t samples = 0;
+  for (size_t at = out.find("hypothesis:"); at != std::string::npos;
+       at = out.find("hypothesis:", at + 1)) {
+    ++samples;
+  }
+  EXPECT_EQ(samples, 2u) << out;
+
+  // The validation loss is the token-weighted score of the same pairs.
+  const std::string valid = Write("valid6.tsv", Head("valid.tsv", 6));
+  ASSERT_EQ(Run("score" + Checkpoint() + " --input " + valid), 0) << Err();
+  double mean_nll = 0;
+  int64_t tokens = 0;
+  ParseScores(Out(), &mean_nll, &tokens);
+  EXPECT_NEAR(eval_loss, mean_nll, 1e-4);
+}
+
+TEST_F(InferCliTest, ErrorsAreMessagesWithExitCodeOne) {
+  const std::string input = Write("ok.txt", "In the beginning.\n");
+  EXPECT_EQ(Run("translate --checkpoint " + dir_->path() + "/none --input " + input), 1);
+  EXPECT_NE(Err().find("does not exist"), std::string::npos) << Err();
+
+  EXPECT_EQ(
+      Run("translate" + Checkpoint() + " --data_dir " + dir_->path() + "/none --input " + input),
+      1);
+  EXPECT_NE(Err().find("spm.model"), std::string::npos) << Err();
+
+  const std::string bad = Write("bad.txt", "fine\nnot \xC3\x28 utf-8\n");
+  EXPECT_EQ(Run("translate" + Checkpoint() + " --input " + bad), 1);
+  EXPECT_NE(Err().find("input line 2"), std::string::npos) << Err();
+  EXPECT_NE(Err().find("UTF-8"), std::string::npos) << Err();
+
+  EXPECT_EQ(Run("translate" + Checkpoint() + " --input " + input + " --beam 0"), 1);
+  EXPECT_EQ(Run("score" + Checkpoint()), 1);
+  EXPECT_NE(Err().find("--input"), std::string::npos) << Err();
+
+  const std::string one_column = Write("one.tsv", "just one column\n");
+  EXPECT_EQ(Run("score" + Checkpoint() + " --input " + one_column), 1);
+  EXPECT_NE(Err().find("one.tsv:1:"), std::string::npos) << Err();
+}
+
+}  // namespace
+}  // namespace deepnet

@@ -1,0 +1,89 @@
+// `mpirun -np 2 deepnet train`: a 2-stage pipeline from the command line. k steps, then a new
+// job resuming for k more, gives bit for bit the parameters of 2k steps of one process; rank 0
+// prints the grid, the progress lines and every rank's activation peak; a config asking for more
+// ranks than the job has is refused with the mpirun command to use.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "runtime/atomic_file.h"
+#include "tests/parallel/pipeline_test_util.h"
+#include "tests/train/test_files.h"
+#include "train/checkpoint.h"
+
+namespace deepnet::testing {
+namespace {
+
+// Runs `command` with stdout and stderr in <dir>/output.txt; returns the exit code.
+int Shell(const std::string& command, const std::string& dir) {
+  const int status = std::system((command + " > " + dir + "/output.txt 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string Output(const std::string& dir) {
+  StatusOr<std::string> text = ReadWholeFile(dir + "/output.txt");
+  return text.ok() ? *text : "";
+}
+
+std::string Mpirun(int ranks) {
+  return std::string(MPIEXEC) + " -np " + std::to_string(ranks) +
+         " --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 " +
+         DEEPNET_BINARY;
+}
+
+class EngineCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(WriteData(dir_.path(), 200).ok());
+    RunShape shape;
+    shape.stages = 2;
+    shape.micro_batches = 3;
+    shape.recompute = config::ParallelConfig::FULL;
+    config_ = dir_.path() + "/pipeline.pbtxt";
+    ASSERT_TRUE(
+        ReplaceFileAtomically(config_, config::ConfigToText(MakeConfig(dir_.path(), shape))).ok());
+    reference_ = ReferenceRun(MakeConfig(dir_.path(), shape), 4);
+  }
+  std::string Train(int64_t steps, bool resume) const {
+    return " train --config " + config_ + " --checkpoint_dir " + dir_.path() + "/ckpt" +
+           " --set train.max_steps=" + std::to_string(steps) + (resume ? " --resume" : "");
+  }
+
+  TempDir dir_{"engine_cli"};
+  std::string config_;
+  Snapshot reference_;
+};
+
+TEST_F(EngineCliTest, ResumedPipelineEqualsOneProcess) {
+  ASSERT_EQ(Shell(Mpirun(2) + Train(2, false), dir_.path()), 0) << Output(dir_.path());
+  const std::string first = Output(dir_.path());
+  for (const char* expected : {"rank 1  replica 0  stage 1  units [", "step 2/2 | loss",
+                               "peak activation memory: rank 1 (replica 0, stage 1)"}) {
+    EXPECT_NE(first.find(expected), std::string::npos) << expected << " missing in\n" << first;
+  }
+  ASSERT_EQ(Shell(Mpirun(2) + Train(4, true), dir_.path()), 0) << Output(dir_.path());
+  EXPECT_NE(Output(dir_.path()).find("resumed from"), std::string::npos) << Output(dir_.path());
+
+  // One process restores the stage files of step 4: exactly the reference's parameters.
+  RunShape shape;
+  config::RunConfig single = SingleProcessConfig(MakeConfig(dir_.path(), shape));
+  single.mutable_checkpoint()->set_dir(dir_.path() + "/ckpt");
+  single.mutable_checkpoint()->set_resume(true);
+  StatusOr<std::unique_ptr<Trainer>> restored = Trainer::Create(single);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ((*restored)->step(), 4);
+  std::vector<Unit*> units;
+  for (auto& unit : (*restored)->model().units()) units.push_back(unit.get());
+  EXPECT_TRUE(SameParameters(reference_, units));
+}
+
+TEST_F(EngineCliTest, TooFewRanksNamesTheCommand) {
+  EXPECT_EQ(Shell(std::string(DEEPNET_BINARY) + Train(1, false), dir_.path()), 1);
+  EXPECT_NE(Output(dir_.path()).find("mpirun -np 2"), std::string::npos) << Output(dir_.path());
+}
+
+}  // namespace
+}  // namespace deepnet::testing

@@ -1,0 +1,285 @@
+// The pipeline engine on threads (one in-process communicator per rank): every schedule and
+// recompute mode against the single-process trainer, bit for bit; data parallelism within rounding;
+// checkpoints and resume; a rank that disappears; the grid arithmetic and the memory report.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "parallel/grid.h"
+#include "parallel/pipeline_trainer.h"
+#include "runtime/atomic_file.h"
+#include "runtime/inprocess_communicator.h"
+#include "tests/parallel/pipeline_test_util.h"
+#include "tests/train/test_files.h"
+#include "train/checkpoint.h"
+
+namespace deepnet::testing {
+namespace {
+
+// Runs body(world) on `size` threads, each with its own rank of an in-process group.
+void OnThreads(int size, const std::function<void(InProcessCommunicator&)>& body,
+               double timeout_seconds = 30.0) {
+  auto group = InProcessCommunicator::CreateGroup(size, timeout_seconds);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < size; ++r) threads.emplace_back([&, r] { body(*group[r]); });
+  for (std::thread& thread : threads) thread.join();
+}
+
+std::unique_ptr<PipelineTrainer> MakePipeline(const config::RunConfig& config,
+                                              Communicator& world) {
+  StatusOr<std::unique_ptr<PipelineTrainer>> trainer = PipelineTrainer::Create(config, world);
+  CHECK(trainer.ok()) << trainer.status();
+  return std::move(trainer).value();
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir("engine_test");
+    ASSERT_TRUE(WriteData(dir_->path()).ok());
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static const std::string& root() { return dir_->path(); }
+
+  // The single-process reference of `shape`, computed once per key.
+  static const Snapshot& Reference(const RunShape& shape) {
+    static std::map<std::string, Snapshot> cache;
+    const std::string key = ReferenceKey(shape);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      it = cache.emplace(key, ReferenceRun(MakeConfig(root(), shape), shape.max_steps)).first;
+      EXPECT_GT(it->second.grad_norms.front(), 0.5) << "clipping should be active";
+    }
+    return it->second;
+  }
+
+  static TempDir* dir_;
+};
+
+TempDir* EngineTest::dir_ = nullptr;
+
+// Trains `shape` on shape.stages × shape.data_parallel threads and checks every rank's units
+// (and the gradient norms) against the reference.
+void ExpectMatchesReference(const RunShape& shape, const Snapshot& reference,
+                            const std::string& root, double relative) {
+  SCOPED_TRACE(Describe(shape));
+  const config::RunConfig config = MakeConfig(root, shape);
+  OnThreads(shape.stages * shape.data_parallel, [&](InProcessCommunicator& world) {
+    auto trainer = MakePipeline(config, world);
+    for (int64_t s = 0; s < shape.max_steps; ++s) {
+      StatusOr<StepResult> step = trainer->TrainStep();
+      ASSERT_TRUE(step.ok()) << step.status();
+      if (relative == 0.0) {
+        EXPECT_EQ(step->optimizer.grad_norm, reference.grad_norms[s]) << "step " << s;
+      } else {
+        EXPECT_NEAR(step->optimizer.grad_norm, reference.grad_norms[s],
+                    relative * reference.grad_norms[s]);
+      }
+    }
+    EXPECT_TRUE(SameParameters(reference, trainer->Units(), relative))
+        << "rank " << world.rank() << " (stage " << trainer->grid().stage() << ")";
+  });
+}
+
+class EngineSweepTest : public EngineTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(EngineSweepTest, BitIdenticalToSingleProcess) {
+  for (const RunShape& shape : Combinations(GetParam())) {
+    ExpectMatchesReference(shape, Reference(shape), root(), 0.0);
+    if (HasFailure()) return;  // one combination's report is enough
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Stages, EngineSweepTest, ::testing::Values(1, 2, 4),
+                         [](const auto& info) { return "p" + std::to_string(info.param); });
+
+TEST_F(EngineTest, DataParallelWithinRounding) {
+  for (const auto order :
+       {config::ParallelConfig::STAGE_MAJOR, config::ParallelConfig::DATA_MAJOR}) {
+    RunShape shape;
+    shape.stages = 2;
+    shape.data_parallel = 2;
+    shape.micro_batches = 3;
+    shape.rank_order = order;
+    ExpectMatchesReference(shape, Reference(shape), root(), 1e-6);
+  }
+}
+
+TEST_F(EngineTest, GridRankArithmetic) {
+  GridShape shape;
+  shape.data_parallel = 3;
+  shape.pipeline_stages = 4;
+  for (const RankOrder order : {RankOrder::kStageMajor, RankOrder::kDataMajor}) {
+    shape.rank_order = order;
+    for (int rank = 0; rank < shape.size(); ++rank) {
+      EXPECT_EQ(WorldRankAt(shape, PositionOfRank(shape, rank)), rank);
+    }
+  }
+  shape.rank_order = RankOrder::kStageMajor;
+  EXPECT_EQ(PositionOfRank(shape, 5), (GridPosition{2, 1}));  // 5 = stage 1 · 3 + replica 2
+  shape.rank_order = RankOrder::kDataMajor;
+  EXPECT_EQ(PositionOfRank(shape, 5), (GridPosition{1, 1}));  // 5 = replica 1 · 4 + stage 1
+}
+
+TEST_F(EngineTest, WrongWorldSizeIsExplained) {
+  RunShape shape;
+  shape.stages = 4;
+  std::unique_ptr<Communicator> world = MakeSingleProcessCommunicator();
+  StatusOr<std::unique_ptr<PipelineTrainer>> trainer =
+      PipelineTrainer::Create(MakeConfig(root(), shape), *world);
+  ASSERT_FALSE(trainer.ok());
+  EXPECT_NE(trainer.status().message().find("mpirun -np 4"), std::string::npos) << trainer.status();
+}
+
+TEST_F(EngineTest, ValidationLossEqualsSingleProcess) {
+  for (const ScheduleKind kind : {ScheduleKind::kOneFOneB, ScheduleKind::kInterleaved1F1B}) {
+    RunShape shape;
+    shape.stages = 2;
+    shape.micro_batches = 2;
+    shape.schedule = kind;  // interleaved: activations wrap from the last stage to the first
+    config::RunConfig config = MakeConfig(root(), shape);
+    config.mutable_train()->set_valid_every(1);
+    auto single = Trainer::Create(SingleProcessConfig(config));
+    ASSERT_TRUE(single.ok()) << single.status();
+    const double want = *(*single)->ValidationLoss();
+    OnThreads(2, [&](InProcessCommunicator& world) {
+      auto trainer = MakePipeline(config, world);
+      StatusOr<double> loss = trainer->ValidationLoss();
+      ASSERT_TRUE(loss.ok()) << loss.status();
+      EXPECT_EQ(*loss, want) << ScheduleKindName(kind);
+    });
+  }
+}
+
+TEST_F(EngineTest, CheckpointPerStageAndResumeIsBitExact) {
+  TempDir checkpoints("engine_test_ckpt");
+  RunShape shape;
+  shape.stages = 2;
+  shape.micro_batches = 3;
+  shape.schedule = ScheduleKind::kZeroBubbleH1;
+  shape.max_steps = 4;
+  const Snapshot straight = Reference(shape);
+
+  shape.checkpoint_dir = checkpoints.path();
+  config::RunConfig config = MakeConfig(root(), shape);
+  config.mutable_train()->set_max_steps(2);
+  OnThreads(2, [&](InProcessCommunicator& world) {
+    ASSERT_TRUE(MakePipeline(config, world)->Run().ok());
+  });
+  const std::string step_dir = checkpoints.path() + "/" + CheckpointDirName(2);
+  for (const char* file :
+       {"params-stage-0.safetensors", "params-stage-1.safetensors", "optimizer-stage-0.safetensors",
+        "optimizer-stage-1.safetensors", "state.json"}) {
+    EXPECT_TRUE(std::filesystem::exists(step_dir + "/" + file)) << file;
+  }
+  EXPECT_FALSE(std::filesystem::exists(step_dir + "/params.safetensors"));
+
+  config.mutable_train()->set_max_steps(4);
+  config.mutable_checkpoint()->set_resume(true);
+  OnThreads(2, [&](InProcessCommunicator& world) {
+    auto trainer = MakePipeline(config, world);
+    EXPECT_EQ(trainer->step(), 2);
+    ASSERT_TRUE(trainer->Run().ok());
+    EXPECT_TRUE(SameParameters(straight, trainer->Units()));
+  });
+
+  // One process resumes the pipeline's checkpoint (the stage files stand in for
+  // params.safetensors).
+  config::RunConfig single = SingleProcessConfig(config);
+  single.mutable_train()->set_max_steps(5);
+  auto trainer = Trainer::Create(single);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  EXPECT_EQ((*trainer)->step(), 4);
+  std::vector<Unit*> units;
+  for (auto& unit : (*trainer)->model().units()) units.push_back(unit.get());
+  EXPECT_TRUE(SameParameters(straight, units));
+}
+
+// logging.trace_dir: one Chrome trace per rank with the executed passes and transfers.
+TEST_F(EngineTest, TraceHasEveryRanksActions) {
+  TempDir traces("engine_test_trace");
+  RunShape shape;
+  shape.stages = 2;
+  shape.micro_batches = 2;
+  shape.schedule = ScheduleKind::kZeroBubbleH1;
+  shape.max_steps = 2;
+  config::RunConfig config = MakeConfig(root(), shape);
+  config.mutable_logging()->set_trace_dir(traces.path() + "/trace");
+  OnThreads(2, [&](InProcessCommunicator& world) {
+    ASSERT_TRUE(MakePipeline(config, world)->Run().ok());
+  });
+  for (const std::string rank : {"0", "1"}) {
+    const std::string file = traces.path() + "/trace/rank-" + rank + ".json";
+    StatusOr<std::string> text = ReadWholeFile(file);
+    ASSERT_TRUE(text.ok()) << text.status();
+    const std::string process = "\"rank " + rank + " (stage " + rank + ")\"";
+    for (const std::string& name :
+         {std::string("\"F1\""), std::string("\"B1\""), std::string("\"W1\""),
+          std::string("optimizer-step"), process}) {
+      EXPECT_NE(text->find(name), std::string::npos) << file << " lacks " << name;
+    }
+  }
+}
+
+// A rank that stops answering: the others fail with DEADLINE_EXCEEDED naming it, not a hang.
+TEST_F(EngineTest, MissingRankIsNamed) {
+  RunShape shape;
+  shape.stages = 4;
+  shape.micro_batches = 4;
+  shape.comm_timeout_seconds = 1;
+  const config::RunConfig config = MakeConfig(root(), shape);
+  std::mutex mu;
+  std::vector<std::string> errors;
+  const auto start = std::chrono::steady_clock::now();
+  OnThreads(4, [&](InProcessCommunicator& world) {
+    auto trainer = MakePipeline(config, world);
+    ASSERT_TRUE(trainer->TrainStep().ok());
+    if (world.rank() == 2) {
+      world.DropRank(2, DropMode::kSilent);
+      return;
+    }
+    StatusOr<StepResult> step = trainer->TrainStep();
+    ASSERT_FALSE(step.ok());
+    EXPECT_EQ(step.status().code(), StatusCode::kDeadlineExceeded) << step.status();
+    std::lock_guard<std::mutex> lock(mu);
+    errors.push_back(step.status().message());
+  });
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 15.0);
+  ASSERT_EQ(errors.size(), 3u);
+  for (const std::string& error : errors) {
+    EXPECT_NE(error.find("rank 2"), std::string::npos) << error;
+  }
+}
+
+// Full recompute keeps less than keeping everything (allocator accounting, one thread).
+TEST_F(EngineTest, FullRecomputeLowersActivationPeak) {
+  std::map<int, int64_t> peaks;
+  for (const auto recompute : {config::ParallelConfig::NONE, config::ParallelConfig::FULL}) {
+    RunShape shape;
+    shape.micro_batches = 3;
+    shape.schedule = ScheduleKind::kGpipe;
+    shape.recompute = recompute;
+    std::unique_ptr<Communicator> world = MakeSingleProcessCommunicator();
+    auto trainer = MakePipeline(MakeConfig(root(), shape), *world);
+    ASSERT_TRUE(trainer->TrainStep().ok());
+    peaks[recompute] = trainer->PeakActivationBytes();
+    StatusOr<std::string> report = trainer->ActivationMemoryReport();
+    ASSERT_TRUE(report.ok());
+    EXPECT_NE(report->find("rank 0 (replica 0, stage 0)"), std::string::npos) << *report;
+  }
+  EXPECT_GT(peaks[config::ParallelConfig::FULL], 0);
+  EXPECT_LT(peaks[config::ParallelConfig::FULL] * 2, peaks[config::ParallelConfig::NONE]);
+}
+
+}  // namespace
+}  // namespace deepnet::testing

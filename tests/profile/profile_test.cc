@@ -1,0 +1,217 @@
+// Unit profiler and step-time prediction on a tiny model: every unit kind measured with positive
+// times and exact byte counts, costs for every unit, predictions that obey the schedule algebra.
+// Letters: B batch, S source length, T target length, p stages, m micro-batches.
+#include <gtest/gtest.h>
+
+#include "model/model.h"
+#include "profile/prediction.h"
+#include "profile/unit_profiler.h"
+
+namespace deepnet {
+namespace {
+
+config::ModelConfig TinyModel(config::ModelConfig::Norm norm = config::ModelConfig::DEEPNORM) {
+  config::ModelConfig c;
+  c.set_architecture(config::ModelConfig::ENCODER_DECODER);
+  c.set_encoder_layers(2);
+  c.set_decoder_layers(3);
+  c.set_d_model(16);
+  c.set_heads(2);
+  c.set_ffn_dim(32);
+  c.set_vocab_size(40);
+  c.set_norm(norm);
+  c.set_activation(config::ModelConfig::RELU);
+  c.set_dropout(0.1);
+  c.set_attention_dropout(0.0);
+  c.set_activation_dropout(0.0);
+  c.set_tied_embeddings(true);
+  c.set_max_positions(64);
+  c.set_layernorm_eps(1e-5);
+  return c;
+}
+
+ModelProfile ProfileTiny(const config::ModelConfig& model, Recompute recompute) {
+  UnitProfileOptions options;
+  options.warmup = 1;
+  options.repetitions = 3;
+  options.recompute = recompute;
+  const StatusOr<ModelProfile> profile = ProfileUnitKinds(model, {4, 10, 8}, options);
+  EXPECT_TRUE(profile.ok()) << profile.status();
+  return profile.ok() ? *profile : ModelProfile{};
+}
+
+TEST(TimingStatsTest, NearestRank) {
+  const TimingStats stats = TimingStats::Of({5, 1, 3, 2, 4, 6, 7, 8, 9, 10});
+  EXPECT_EQ(stats.median_s, 5);
+  EXPECT_EQ(stats.p10_s, 1);
+  EXPECT_EQ(stats.p90_s, 9);
+  EXPECT_EQ(TimingStats::Of({}).median_s, 0);
+}
+
+TEST(UnitProfilerTest, MeasuresEveryKindOnce) {
+  const config::ModelConfig model = TinyModel();
+  const ModelProfile profile = ProfileTiny(model, Recompute::kNone);
+  ASSERT_EQ(profile.kinds.size(), 4u);
+  const UnitKind kinds[] = {UnitKind::kEmbedding, UnitKind::kEncoderLayer, UnitKind::kDecoderLayer,
+                            UnitKind::kOutput};
+  const int counts[] = {1, 2, 3, 1};
+  const std::vector<UnitInfo> infos = DescribeUnits(model);
+  for (size_t i = 0; i < 4; ++i) {
+    const UnitKindProfile& k = profile.kinds[i];
+    SCOPED_TRACE(k.unit_name);
+    EXPECT_EQ(k.kind, kinds[i]);
+    EXPECT_EQ(k.count, counts[i]);
+    EXPECT_GT(k.forward.median_s, 0);
+    EXPECT_GT(k.backward.median_s, 0);
+    EXPECT_GT(k.recompute.median_s, 0);
+    EXPECT_LE(k.forward.p10_s, k.forward.median_s);
+    EXPECT_LE(k.forward.median_s, k.forward.p90_s);
+    EXPECT_GT(k.forward_peak_bytes, 0);
+    for (const UnitInfo& info : infos) {
+      if (info.name == k.unit_name) {
+        EXPECT_EQ(k.param_bytes, info.num_parameters * 4);
+      }
+    }
+  }
+  // Encoder layer, kNone (model/README.md): 8·N·C + 4·N + 2·N·F + B·H·S² floats, N = B·S.
+  const int64_t N = 4 * 10, C = 16, F = 32;
+  EXPECT_EQ(profile.kinds[1].saved_bytes, 4 * (8 * N * C + 4 * N + 2 * N * F + 4 * 2 * 10 * 10));
+  EXPECT_EQ(profile.kinds[1].input_bytes, 4 * N * C);
+  EXPECT_EQ(profile.kinds[2].input_bytes, 4 * (4 * 8) * C);
+  EXPECT_EQ(profile.kinds[0].saved_bytes, 0);
+}
+
+TEST(UnitProfilerTest, PreLnHasFinalNormsAndSelectiveSavesLess) {
+  const config::ModelConfig model = TinyModel(config::ModelConfig::PRELN);
+  const ModelProfile none = ProfileTiny(model, Recompute::kNone);
+  const ModelProfile selective = ProfileTiny(model, Recompute::kSelective);
+  ASSERT_EQ(none.kinds.size(), 6u);
+  EXPECT_EQ(none.kinds[2].kind, UnitKind::kEncoderFinalNorm);
+  EXPECT_EQ(none.kinds[4].kind, UnitKind::kDecoderFinalNorm);
+  ASSERT_EQ(selective.kinds.size(), 6u);
+  EXPECT_LT(selective.kinds[1].saved_bytes, none.kinds[1].saved_bytes);  // no attention probs
+}
+
+TEST(UnitProfilerTest, RejectsUnresolvedVocabulary) {
+  config::ModelConfig model = TinyModel();
+  model.set_vocab_size(0);
+  EXPECT_FALSE(ProfileUnitKinds(model, {2, 4, 4}, {}).ok());
+}
+
+TEST(CostsFromProfileTest, EveryUnitGetsItsKindsMeasurement) {
+  const config::ModelConfig model = TinyModel();
+  const ModelProfile profile = ProfileTiny(model, Recompute::kFull);
+  const ProfiledCosts costs = CostsFromProfile(profile, model);
+  const std::vector<UnitInfo> infos = DescribeUnits(model);
+  ASSERT_EQ(costs.units.size(), infos.size());
+  ASSERT_EQ(costs.backward_input_s.size(), infos.size());
+  for (size_t u = 0; u < infos.size(); ++u) {
+    EXPECT_EQ(costs.units[u].name, infos[u].name);
+    EXPECT_EQ(costs.units[u].param_bytes, infos[u].num_parameters * 4);
+    EXPECT_EQ(costs.units[u].optimizer_bytes, infos[u].num_parameters * 8);
+    EXPECT_EQ(costs.units[u].activation_bytes, costs.units[u].input_bytes);  // full recompute
+  }
+  EXPECT_GT(costs.units[1].recompute_s, 0);
+  EXPECT_EQ(costs.units[1].forward_s, costs.units[2].forward_s);    // both encoder layers
+  EXPECT_EQ(costs.units[3].backward_s, costs.units[5].backward_s);  // decoder layers 0 and 2
+}
+
+// Equal units (F 1, fused backward 2 = B-input 1 + W 1) for exact schedule arithmetic.
+ProfiledCosts UniformCosts(int units) {
+  ProfiledCosts costs;
+  for (int u = 0; u < units; ++u) {
+    UnitCost cost;
+    cost.name = "unit." + std::to_string(u);
+    cost.forward_s = 1.0;
+    cost.backward_s = 2.0;
+    cost.param_bytes = cost.grad_bytes = 100;
+    cost.activation_bytes = 10;
+    costs.units.push_back(cost);
+    costs.backward_input_s.push_back(1.0);
+    costs.backward_weight_s.push_back(1.0);
+  }
+  return costs;
+}
+
+TEST(PredictionTest, OneFOneBMatchesTheBubbleFormula) {
+  PredictionOptions options;
+  options.stages = 2;
+  options.micro_batches = 4;
+  const SchedulePrediction p = PredictSchedule(UniformCosts(4), ScheduleKind::kOneFOneB, options);
+  ASSERT_TRUE(p.status.ok()) << p.status;
+  ASSERT_EQ(p.plan.stages.size(), 2u);
+  EXPECT_EQ(p.plan.stages[0].end_unit, 2);
+  // Each stage: F 2, B 4 per micro-batch; makespan (m + p − 1)·(F + B) = 5·6.
+  EXPECT_DOUBLE_EQ(p.simulation.makespan_s, 30.0);
+  EXPECT_NEAR(p.simulation.bubble_fraction, 1.0 / 5.0, 1e-12);
+  EXPECT_EQ(p.peak_stage_bytes, 2 * 200 + 2 * 20);  // stage 0 holds min(p, m) = 2 micro-batches
+}
+
+TEST(PredictionTest, SendCostsLengthenTheStep) {
+  PredictionOptions options;
+  options.stages = 2;
+  options.micro_batches = 4;
+  const ProfiledCosts costs = UniformCosts(4);
+  const double free =
+      PredictSchedule(costs, ScheduleKind::kOneFOneB, options).simulation.makespan_s;
+  options.send_s = 0.25;
+  const double paid =
+      PredictSchedule(costs, ScheduleKind::kOneFOneB, options).simulation.makespan_s;
+  EXPECT_GT(paid, free);
+}
+
+TEST(PredictionTest, AllSchedulesAndTheirFailures) {
+  PredictionOptions options;
+  options.stages = 2;
+  options.micro_batches = 4;
+  std::vector<SchedulePrediction> all = PredictAllSchedules(UniformCosts(8), options);
+  ASSERT_EQ(all.size(), 4u);
+  for (const SchedulePrediction& p : all) EXPECT_TRUE(p.status.ok()) << p.status;
+  EXPECT_EQ(all[2].virtual_chunks, 2);
+  EXPECT_EQ(all[2].plan.stages.size(), 4u);
+  // Per stage F = B = W = 4. 1F1B: (m + p − 1)·12 = 60. ZB-H1 idles (p − 1)(F + B − W) per rank:
+  // m·12 + 4 = 52 (parallel/README.md).
+  EXPECT_DOUBLE_EQ(all[1].simulation.makespan_s, 60.0);
+  EXPECT_DOUBLE_EQ(all[3].simulation.makespan_s, 52.0);
+  const std::string table = FormatPredictions(all, UniformCosts(8), 4);
+  EXPECT_NE(table.find("1f1b"), std::string::npos);
+  EXPECT_NE(table.find("zb-h1"), std::string::npos);
+  EXPECT_NE(PredictionsToJson(all, UniformCosts(8).units).find("\"step_s\""), std::string::npos);
+
+  options.micro_batches = 3;        // interleaved needs m a multiple of p (or m <= p)
+  options.memory_limit_bytes = 50;  // less than one unit's parameters
+  all = PredictAllSchedules(UniformCosts(8), options);
+  EXPECT_FALSE(all[2].status.ok());
+  EXPECT_EQ(all[1].status.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(FormatPredictions(all, UniformCosts(8), 3).find("--"), std::string::npos);
+}
+
+TEST(PredictionTest, InputOnlyBackwardIsBackwardMinusWeight) {
+  ProfiledCosts costs = UniformCosts(2);
+  costs.backward_input_s = {1.9, 1.9};  // as measured today: B recomputes dW
+  const ProfiledCosts ideal = WithInputOnlyBackward(costs);
+  EXPECT_DOUBLE_EQ(ideal.backward_input_s[0], 1.0);
+  EXPECT_DOUBLE_EQ(ideal.backward_weight_s[1], 1.0);
+  EXPECT_DOUBLE_EQ(ideal.units[0].backward_s, 2.0);
+}
+
+TEST(PredictionTest, BoundaryMessageCarriesBothStreams) {
+  const config::ModelConfig model = TinyModel();
+  EXPECT_EQ(BoundaryMessageBytes(model, {4, 10, 8}), 4 * (4 * 10 + 4 * 8) * 16);
+}
+
+TEST(ProfileFormatTest, TableAndJson) {
+  const ModelProfile profile = ProfileTiny(TinyModel(), Recompute::kNone);
+  const std::string table = FormatModelProfile(profile);
+  EXPECT_NE(table.find("decoder_layer"), std::string::npos);
+  EXPECT_NE(table.find("B=4 S=10 T=8"), std::string::npos);
+  const std::string json = ModelProfileToJson(profile);
+  EXPECT_NE(json.find("\"saved_activation_bytes\""), std::string::npos);
+  EXPECT_NE(json.find("\"kind\": \"output\""), std::string::npos);
+  EXPECT_EQ(FormatPassTime(0.0123), "12.30 ms");
+  EXPECT_EQ(FormatPassTime(2.5), "2.50 s");
+  EXPECT_EQ(FormatPassTime(5e-5), "50 us");
+}
+
+}  // namespace
+}  // namespace deepnet
