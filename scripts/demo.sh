@@ -37,7 +37,7 @@ deepnet=$build_dir/launcher/deepnet
 phase "prepare: SentencePiece tokenizer and token shards (runs/demo/data)" build
 "$deepnet" prepare --config "$config"
 
-phase "train: $(grep -m1 'max_steps' "$config" | tr -s ' ') on $OMP_NUM_THREADS threads" prepare
+phase "train: $(grep -m1 -E '^ *max_steps:' "$config" | tr -s ' ') on $OMP_NUM_THREADS threads" prepare
 # A fresh run each time: earlier checkpoints of the demo are replaced.
 rm -rf "$checkpoints" runs/demo/metrics.jsonl
 "$deepnet" train --config "$config"
