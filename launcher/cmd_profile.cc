@@ -17,6 +17,7 @@
 #include "profile/timeline_svg.h"
 #include "profile/unit_profiler.h"
 #include "runtime/atomic_file.h"
+#include "text/batcher.h"
 #include "text/shard.h"
 #include "train/trainer.h"
 
@@ -26,10 +27,12 @@ DECLARE_int32(chunks);
 DEFINE_int32(reps, 10, "profile: timed repetitions per unit kind");
 DEFINE_int32(warmup, 3, "profile: untimed repetitions first");
 DEFINE_int32(batch, 0,
-             "profile: sentences per micro-batch B (default: data.max_tokens_per_batch / length); "
+             "profile: sentences per micro-batch B (default: the mean of the batcher's); "
              "translate: sentences per batch (default 32)");
-DEFINE_int32(src_len, 0, "profile: source length S (default: the shard's mean, else 32)");
-DEFINE_int32(tgt_len, 0, "profile: target length T (default: the shard's mean, else 32)");
+DEFINE_int32(src_len, 0,
+             "profile: source length S (default: the mean padded length of the batcher's batches)");
+DEFINE_int32(tgt_len, 0,
+             "profile: target length T (default: the mean padded length of the batcher's batches)");
 DEFINE_double(bandwidth_gbps, 10.0, "profile: stage-to-stage bandwidth (GB/s) for send costs");
 DEFINE_double(latency_us, 20.0, "profile: per-message latency (us) for send costs");
 
@@ -49,28 +52,47 @@ Recompute RecomputeOf(config::ParallelConfig::Recompute recompute) {
   }
 }
 
-// Typical padded lengths: the train shard's means when it exists, capped by the max lengths;
-// B fills data.max_tokens_per_batch (the longer side counts, as in the batcher).
+// The mean micro-batch of the first training epoch as the trainer's batcher packs it: every
+// global batch of the plan is split over the replicas and micro-batches, rows padded to the
+// batch's longest source and target. Without a shard: 32-token rows filling the token budget.
 ProfileShape ChooseShape(const config::RunConfig& config, std::string* source) {
   ProfileShape shape;
   shape.source_len = shape.target_len = kDefaultLength;
+  shape.batch = std::max<int64_t>(1, config.data().max_tokens_per_batch() / (2 * kDefaultLength));
   *source = "default lengths (no shard at " + TrainShardPath(config) + ")";
   StatusOr<ShardReader> shard = ShardReader::Open(TrainShardPath(config));
   if (shard.ok() && shard->num_examples() > 0) {
-    const double examples = static_cast<double>(shard->num_examples());
-    shape.source_len = static_cast<int64_t>(std::ceil(shard->num_source_tokens() / examples));
-    shape.target_len = static_cast<int64_t>(std::ceil(shard->num_target_tokens() / examples));
-    *source = "mean lengths of " + TrainShardPath(config);
+    std::vector<int32_t> source_lengths, target_lengths;
+    for (int64_t e = 0; e < shard->num_examples(); ++e) {
+      source_lengths.push_back(shard->source_length(e));
+      target_lengths.push_back(shard->target_length(e));
+    }
+    StatusOr<std::vector<std::vector<int64_t>>> plan =
+        PlanEpoch(source_lengths, target_lengths, TrainBatcherOptions(config), 0);
+    if (plan.ok() && !plan->empty()) {
+      const int64_t parts = int64_t{std::max(1, config.parallel().micro_batches())} *
+                            std::max(1, config.parallel().data_parallel());
+      double rows = 0, source_len = 0, target_len = 0;
+      for (const std::vector<int64_t>& batch : *plan) {
+        int32_t longest_source = 1, longest_target = 1;
+        for (const int64_t e : batch) {
+          longest_source = std::max(longest_source, source_lengths[e]);
+          longest_target = std::max(longest_target, target_lengths[e]);
+        }
+        rows += static_cast<double>(batch.size()) / static_cast<double>(parts);
+        source_len += longest_source;
+        target_len += longest_target;
+      }
+      const double batches = static_cast<double>(plan->size());
+      shape.batch = std::max<int64_t>(1, std::llround(rows / batches));
+      shape.source_len = std::max<int64_t>(1, std::llround(source_len / batches));
+      shape.target_len = std::max<int64_t>(1, std::llround(target_len / batches));
+      *source = "the mean padded micro-batch of " + std::to_string(plan->size()) +
+                " training batches in " + TrainShardPath(config);
+    }
   }
-  shape.source_len = std::min<int64_t>(shape.source_len, config.data().max_source_length());
-  shape.target_len = std::min<int64_t>(shape.target_len, config.data().max_target_length());
   if (FLAGS_src_len > 0) shape.source_len = FLAGS_src_len;
   if (FLAGS_tgt_len > 0) shape.target_len = FLAGS_tgt_len;
-  const auto arch = config.model().architecture();
-  int64_t longest = 1;
-  if (arch != config::ModelConfig::DECODER_ONLY) longest = std::max(longest, shape.source_len);
-  if (arch != config::ModelConfig::ENCODER_ONLY) longest = std::max(longest, shape.target_len);
-  shape.batch = std::max<int64_t>(1, config.data().max_tokens_per_batch() / longest);
   if (FLAGS_batch > 0) shape.batch = FLAGS_batch;
   return shape;
 }
@@ -147,6 +169,7 @@ Status RunProfileCommand(const CommandLine& command_line) {
   options.repetitions = FLAGS_reps;
   options.recompute = RecomputeOf(config.parallel().recompute());
   options.seed = config.train().seed();
+  options.optimizer = OptimizerOptions::FromConfig(config);
   std::cout << "profiling " << model.encoder_layers() << "+" << model.decoder_layers()
             << " layers, d_model " << model.d_model() << ", vocab " << model.vocab_size()
             << ", recompute "

@@ -53,6 +53,7 @@ struct UnitCost {
   double forward_s = 0.0;
   double backward_s = 0.0;
   double recompute_s = 0.0;  // extra forward work in backward under the recompute mode
+  double optimizer_s = 0.0;  // once per step: clipping norm and Adam update of its parameters
   int64_t param_bytes = 0;
   int64_t grad_bytes = 0;
   int64_t optimizer_bytes = 0;

@@ -276,7 +276,7 @@ Status PipelineEngine::RunGroup(std::span<const Action> group) {
       crossing = std::move(checked).value();
     } else {
       incoming.push_back({{action.kind, action.micro_batch, action.chunk},
-                          layout_.Allocate(tensors, mb, *ctx_.backend)});
+                          layout_.Allocate(tensors, mb, *ctx_.backend, &receive_buffers_)});
       crossing = *layout_.Crossing(incoming.back().stream, tensors, mb);
     }
     for (size_t t = 0; t < crossing.size() && posted.ok(); ++t) {

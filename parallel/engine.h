@@ -15,8 +15,10 @@
 //   two cross a stage boundary follows from the architecture and the boundary (engine_layout.h).
 //   The actions of one group are posted between GroupStart/GroupEnd and waited for together;
 //   received Streams are kept by (kind, micro-batch, chunk) until the pass that consumes them.
-//   Buffers live as long as a pass references them (reference-counted tensors charged to
-//   kActivations), so the allocator's activation peak is the stage's true peak.
+//   Receive buffers come from a pool (transfer_buffers.h) and return to it when no pass
+//   references them any more, so steady-state steps receive without allocating; computed
+//   activations live as long as a pass references them. All are charged to kActivations, so the
+//   allocator's activation peak is the stage's true peak.
 // - ReduceGradients: tied embedding gradients exchanged between the first and last stage (both
 //   set grad_embedding + grad_output, in that order), then the data-parallel all-reduce of every
 //   gradient (tolerance-equal to one process, not bitwise: MPI chooses the summation order).
@@ -92,6 +94,8 @@ class PipelineEngine {
   // activations travel stage to stage with blocking sends; the last stage returns the loss.
   StatusOr<Stream> ForwardOnly(const MicroBatch& mb, const StepContext& ctx);
 
+  const TransferBuffers& receive_buffers() const { return receive_buffers_; }
+
  private:
   // What backward needs of one (chunk, micro-batch).
   struct Held {
@@ -138,6 +142,7 @@ class PipelineEngine {
   std::map<Key, Stream> outbox_;              // computed, waiting for their send
   std::map<Key, Stream> received_;            // received, waiting for their pass
 
+  TransferBuffers receive_buffers_;  // across flushes
   TraceWriter* trace_ = nullptr;
   const TraceClock* clock_ = nullptr;
   int trace_rank_ = 0;

@@ -38,11 +38,15 @@ Shape StreamLayout::DecShape(const MicroBatch& mb) const {
   return {mb.target_input.dim(0), mb.target_input.dim(1), d_model_};
 }
 
-Stream StreamLayout::Allocate(BoundaryTensors tensors, const MicroBatch& mb,
-                              const Backend& backend) const {
+Stream StreamLayout::Allocate(BoundaryTensors tensors, const MicroBatch& mb, const Backend& backend,
+                              TransferBuffers* pool) const {
+  const auto make = [&](const Shape& shape) {
+    return pool != nullptr ? pool->Acquire(shape, dtype_, backend)
+                           : backend.Empty(shape, dtype_, MemoryCategory::kActivations);
+  };
   Stream stream;
-  if (tensors.enc) stream.enc = backend.Empty(EncShape(mb), dtype_, MemoryCategory::kActivations);
-  if (tensors.dec) stream.dec = backend.Empty(DecShape(mb), dtype_, MemoryCategory::kActivations);
+  if (tensors.enc) stream.enc = make(EncShape(mb));
+  if (tensors.dec) stream.dec = make(DecShape(mb));
   return stream;
 }
 

@@ -15,6 +15,7 @@
 #include "configs/deepnet.pb.h"
 #include "kernels/backend.h"
 #include "model/unit.h"
+#include "parallel/transfer_buffers.h"
 #include "runtime/status.h"
 
 namespace deepnet {
@@ -35,8 +36,10 @@ class StreamLayout {
   Shape EncShape(const MicroBatch& mb) const;  // (B, S, C)
   Shape DecShape(const MicroBatch& mb) const;  // (B, T, C)
 
-  // A Stream with fresh (kActivations) tensors of the boundary's shapes, to receive into.
-  Stream Allocate(BoundaryTensors tensors, const MicroBatch& mb, const Backend& backend) const;
+  // A Stream with (kActivations) tensors of the boundary's shapes to receive into: from `pool`
+  // when given, else freshly allocated.
+  Stream Allocate(BoundaryTensors tensors, const MicroBatch& mb, const Backend& backend,
+                  TransferBuffers* pool = nullptr) const;
   // The tensors of `stream` that cross: enc then dec, each checked against its shape. An
   // Internal error names the mismatch (a layout that disagrees with the units' behaviour).
   StatusOr<std::vector<Tensor>> Crossing(const Stream& stream, BoundaryTensors tensors,

@@ -83,6 +83,7 @@ class PipelineTrainer {
   // This rank's units, in unit order.
   std::vector<Unit*> Units() const;
   Optimizer& optimizer() { return *optimizer_; }
+  const PipelineEngine& engine() const { return *engine_; }
   TrainingState State() const;
   // Peak kActivations bytes of this process's allocator since the trainer was built.
   int64_t PeakActivationBytes() const;

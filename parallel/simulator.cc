@@ -116,6 +116,10 @@ Status Simulator::CheckInputs() const {
                              std::to_string(model_chunks) + ")");
     }
   }
+  if (costs_.optimizer_s.size() > 1 && costs_.optimizer_s.size() < static_cast<size_t>(p_)) {
+    return InvalidArgument("optimizer_s holds " + std::to_string(costs_.optimizer_s.size()) +
+                           " entries; need 0, 1 or one per rank (" + std::to_string(p_) + ")");
+  }
   return OkStatus();
 }
 
@@ -132,7 +136,7 @@ double Simulator::Duration(const Action& a, int rank) const {
     case ActionKind::kBackwardWeight:
       return Cost(costs_.backward_weight_s, k);
     case ActionKind::kOptimizerStep:
-      return costs_.optimizer_s;
+      return costs_.optimizer_s.empty() ? 0.0 : Cost(costs_.optimizer_s, rank);
     default:
       return 0.0;
   }

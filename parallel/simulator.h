@@ -29,7 +29,7 @@ struct SimulationCosts {
   std::vector<double> backward_weight_s{1.0};  // W
   double send_latency_s = 0.0;
   double reduce_s = 0.0;
-  double optimizer_s = 0.0;
+  std::vector<double> optimizer_s;  // per rank, or one value for every rank; empty = free
 };
 
 struct TimedAction {

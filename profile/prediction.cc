@@ -26,8 +26,12 @@ SimulationCosts ChunkCosts(const PartitionPlan& plan, const ProfiledCosts& costs
   sim.backward_weight_s.clear();
   for (const StagePlan& stage : plan.stages) {
     double forward = 0, backward = 0, input = 0, weight = 0;
+    if (sim.optimizer_s.size() <= static_cast<size_t>(stage.rank)) {
+      sim.optimizer_s.resize(stage.rank + 1, 0.0);
+    }
     for (int u = stage.first_unit; u < stage.end_unit; ++u) {
       const UnitCost& unit = costs.units[u];
+      sim.optimizer_s[stage.rank] += unit.optimizer_s;
       forward += unit.forward_s;
       backward += unit.backward_s + unit.recompute_s;
       input += costs.backward_input_s[u] + unit.recompute_s;
@@ -100,8 +104,12 @@ std::vector<SchedulePrediction> PredictAllSchedules(const ProfiledCosts& costs,
 std::string FormatPredictions(const std::vector<SchedulePrediction>& predictions,
                               const ProfiledCosts& costs, int micro_batches) {
   double one_rank_s = 0.0;
-  for (const UnitCost& unit : costs.units) one_rank_s += unit.time_s();
-  one_rank_s *= micro_batches;
+  double optimizer_s = 0.0;
+  for (const UnitCost& unit : costs.units) {
+    one_rank_s += unit.time_s();
+    optimizer_s += unit.optimizer_s;
+  }
+  one_rank_s = one_rank_s * micro_batches + optimizer_s;
   char line[256];
   std::snprintf(line, sizeof(line), "one rank, %d micro-batches: %s per step\n", micro_batches,
                 FormatPassTime(one_rank_s).c_str());

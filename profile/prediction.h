@@ -40,7 +40,8 @@ struct SchedulePrediction {
 int64_t BoundaryMessageBytes(const config::ModelConfig& model, const ProfileShape& shape);
 
 // Per model chunk: forward = Σ forward; fused backward = Σ (backward + recompute);
-// B = Σ (backward_input + recompute), W = Σ backward_weight. No all-reduce or optimizer cost.
+// B = Σ (backward_input + recompute), W = Σ backward_weight; per rank, optimizer = Σ optimizer
+// over its chunks. The gradient-norm all-reduce (a few doubles) is taken as free.
 SimulationCosts ChunkCosts(const PartitionPlan& plan, const ProfiledCosts& costs, double send_s);
 
 // Partition for `kind` under the memory limit, then simulate its schedule.

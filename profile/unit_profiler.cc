@@ -12,6 +12,7 @@
 
 #include "parallel/trace.h"
 #include "runtime/allocator.h"
+#include "train/optimizer.h"
 
 namespace deepnet {
 namespace {
@@ -173,13 +174,40 @@ void RunRepetition(Unit& unit, const StepContext& ctx, const MicroBatch& mb, con
   samples->backward_peak = std::max(samples->backward_peak, backward_peak);
 }
 
-StatusOr<std::unique_ptr<Model>> BuildOneUnit(const config::ModelConfig& model, int index,
-                                              uint64_t seed) {
+// Units [index, index + count) of one kind (layers of a kind are contiguous in the model).
+StatusOr<std::unique_ptr<Model>> BuildUnits(const config::ModelConfig& model, int index, int count,
+                                            uint64_t seed) {
   ModelBuildOptions options;
   options.seed = seed;
   options.first_unit = index;
-  options.end_unit = index + 1;
+  options.end_unit = index + count;
   return Model::Build(model, options);
+}
+
+// How many distinct units of a kind the repetitions cycle through: enough that parameters,
+// gradients and both Adam moments (16 bytes per parameter) overflow the caches, as they do when
+// a stage runs through hundreds of layers, but no more than the model has.
+int RingSize(int count, int64_t param_bytes) {
+  constexpr int64_t kRingBytes = int64_t{96} << 20;
+  constexpr int kMaxRing = 128;
+  const int64_t per_unit = std::max<int64_t>(1, 4 * param_bytes);
+  return static_cast<int>(
+      std::clamp<int64_t>((kRingBytes + per_unit - 1) / per_unit, 1, std::min(count, kMaxRing)));
+}
+
+// Median seconds of one optimizer step over `units`, per unit.
+StatusOr<TimingStats> TimeOptimizer(const std::vector<Unit*>& units,
+                                    const OptimizerOptions& options, int warmup, int repetitions) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer,
+                   Optimizer::Create(units, options, CpuBackend()));
+  LocalGradNormReducer reducer;
+  std::vector<double> samples;
+  for (int i = 0; i < warmup + repetitions; ++i) {
+    const auto start = Clock::now();
+    RETURN_IF_ERROR(optimizer->Step(/*lr=*/1e-9, reducer).status());
+    if (i >= warmup) samples.push_back(SecondsSince(start) / static_cast<double>(units.size()));
+  }
+  return TimingStats::Of(std::move(samples));
 }
 
 StepContext TrainingContext(const UnitProfileOptions& options, const MicroBatch& mb) {
@@ -240,7 +268,7 @@ StatusOr<ModelProfile> ProfileUnitKinds(const config::ModelConfig& model, const 
 
   const MicroBatch mb = SyntheticMicroBatch(model, shape, options.seed);
   const StepContext ctx = TrainingContext(options, mb);
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> embedding, BuildOneUnit(model, 0, options.seed));
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> embedding, BuildUnits(model, 0, 1, options.seed));
   Stream embedded;
   embedding->units().front()->Forward(ctx, mb, embedded);
   std::mt19937 rng(static_cast<uint32_t>(options.seed) + 1);
@@ -255,19 +283,26 @@ StatusOr<ModelProfile> ProfileUnitKinds(const config::ModelConfig& model, const 
     kind.unit_name = info.name;
     kind.count = counts[info.kind];
     counts[info.kind] = 0;
-    ASSIGN_OR_RETURN(std::unique_ptr<Model> built, BuildOneUnit(model, info.index, options.seed));
-    Unit& unit = *built->units().front();
-    kind.param_bytes = static_cast<int64_t>(unit.flat_values().nbytes());
+    ASSIGN_OR_RETURN(std::unique_ptr<Model> probe, BuildUnits(model, info.index, 1, options.seed));
+    kind.param_bytes = static_cast<int64_t>(probe->units().front()->flat_values().nbytes());
+    kind.ring = RingSize(kind.count, kind.param_bytes);
+    ASSIGN_OR_RETURN(std::unique_ptr<Model> built,
+                     BuildUnits(model, info.index, kind.ring, options.seed));
+    std::vector<Unit*> ring;
+    for (const auto& unit : built->units()) ring.push_back(unit.get());
     kind.input_bytes = ReplacedInputBytes(info.kind, embedded);
     const Stream input = info.kind == UnitKind::kEmbedding ? Stream() : embedded;
     const Stream grad_template = GradientTemplate(info.kind, embedded, rng);
     Samples samples;
-    for (int i = 0; i < options.warmup; ++i) {
-      RunRepetition(unit, ctx, mb, input, grad_template, nullptr);
+    // Every unit of the ring once first: its gradients are touched before anything is timed.
+    for (int i = 0; i < std::max(options.warmup, kind.ring); ++i) {
+      RunRepetition(*ring[i % kind.ring], ctx, mb, input, grad_template, nullptr);
     }
     for (int i = 0; i < options.repetitions; ++i) {
-      RunRepetition(unit, ctx, mb, input, grad_template, &samples);
+      RunRepetition(*ring[i % kind.ring], ctx, mb, input, grad_template, &samples);
     }
+    ASSIGN_OR_RETURN(kind.optimizer,
+                     TimeOptimizer(ring, options.optimizer, /*warmup=*/1, options.repetitions));
     kind.forward = TimingStats::Of(samples.forward);
     kind.recompute = TimingStats::Of(samples.recompute);
     kind.backward = TimingStats::Of(samples.backward);
@@ -294,6 +329,7 @@ ProfiledCosts CostsFromProfile(const ModelProfile& profile, const config::ModelC
     cost.forward_s = measured.forward.median_s;
     cost.backward_s = measured.backward.median_s;
     cost.recompute_s = full ? measured.recompute.median_s : 0.0;
+    cost.optimizer_s = measured.optimizer.median_s;
     cost.param_bytes = info.num_parameters * static_cast<int64_t>(sizeof(float));
     cost.grad_bytes = cost.param_bytes;
     cost.optimizer_bytes = info.num_parameters * optimizer_bytes_per_parameter;
@@ -335,9 +371,9 @@ std::string FormatModelProfile(const ModelProfile& profile) {
                 profile.repetitions, RecomputeName(profile.recompute));
   std::string text = line;
   text +=
-      "unit kind          count  forward                       backward                      "
-      "recompute   B (input)   W (weight)  params      act record  act kept    peak fwd    "
-      "peak bwd\n";
+      "unit kind          count  ring  forward                       backward                      "
+      "recompute   B (input)   W (weight)  optimizer   params      act record  act kept    "
+      "peak fwd    peak bwd\n";
   auto timing = [](const TimingStats& t) {
     return FormatPassTime(t.median_s) + " [" + FormatPassTime(t.p10_s) + ", " +
            FormatPassTime(t.p90_s) + "]";
@@ -345,11 +381,13 @@ std::string FormatModelProfile(const ModelProfile& profile) {
   for (const UnitKindProfile& k : profile.kinds) {
     const int64_t kept = profile.recompute == Recompute::kFull ? k.input_bytes : k.saved_bytes;
     std::snprintf(
-        line, sizeof(line), "%-18s %5d  %-29s %-29s %-11s %-11s %-11s %-11s %-11s %-11s %-11s %s\n",
-        std::string(UnitKindName(k.kind)).c_str(), k.count, timing(k.forward).c_str(),
+        line, sizeof(line),
+        "%-18s %5d  %4d  %-29s %-29s %-11s %-11s %-11s %-11s %-11s %-11s %-11s %-11s %s\n",
+        std::string(UnitKindName(k.kind)).c_str(), k.count, k.ring, timing(k.forward).c_str(),
         timing(k.backward).c_str(), FormatPassTime(k.recompute.median_s).c_str(),
         FormatPassTime(k.backward_input.median_s).c_str(),
-        FormatPassTime(k.backward_weight.median_s).c_str(), FormatMiB(k.param_bytes).c_str(),
+        FormatPassTime(k.backward_weight.median_s).c_str(),
+        FormatPassTime(k.optimizer.median_s).c_str(), FormatMiB(k.param_bytes).c_str(),
         FormatMiB(k.saved_bytes).c_str(), FormatMiB(kept).c_str(),
         FormatMiB(k.forward_peak_bytes).c_str(), FormatMiB(k.backward_peak_bytes).c_str());
     text += line;
@@ -378,11 +416,12 @@ std::string ModelProfileToJson(const ModelProfile& profile) {
     const UnitKindProfile& k = profile.kinds[i];
     json += "    {\"kind\": \"" + JsonEscape(UnitKindName(k.kind)) + "\", \"measured_unit\": \"" +
             JsonEscape(k.unit_name) + "\", \"count\": " + std::to_string(k.count) +
-            ",\n     \"forward\": " + timing(k.forward) +
+            ", \"ring\": " + std::to_string(k.ring) + ",\n     \"forward\": " + timing(k.forward) +
             ",\n     \"backward\": " + timing(k.backward) +
             ",\n     \"recompute\": " + timing(k.recompute) +
             ",\n     \"backward_input\": " + timing(k.backward_input) +
             ",\n     \"backward_weight\": " + timing(k.backward_weight) +
+            ",\n     \"optimizer\": " + timing(k.optimizer) +
             ",\n     \"param_bytes\": " + std::to_string(k.param_bytes) +
             ", \"saved_activation_bytes\": " + std::to_string(k.saved_bytes) +
             ", \"input_bytes\": " + std::to_string(k.input_bytes) +

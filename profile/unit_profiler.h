@@ -9,7 +9,10 @@
 // same input (timed: the recompute of full activation checkpointing), backward from the second
 // record (timed), then a split backward, BackwardInput (B) and BackwardWeight (W), each timed.
 // Warm-up repetitions are run first and not recorded. Times are wall-clock seconds on the
-// calling thread's OpenMP team.
+// calling thread's OpenMP team. Repetitions cycle through a ring of distinct units of the kind,
+// large enough that weights and gradients come from memory, not cache, as in a real stage; the
+// warm-up touches every unit of the ring. Last, one optimizer step over the ring is timed and
+// divided by its size.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +23,7 @@
 #include "model/model.h"
 #include "parallel/cost_model.h"
 #include "runtime/status.h"
+#include "train/optimizer.h"
 
 namespace deepnet {
 
@@ -34,6 +38,7 @@ struct UnitProfileOptions {
   int repetitions = 10;
   Recompute recompute = Recompute::kNone;  // what the units save (kFull: the engine's job)
   uint64_t seed = 1;
+  OptimizerOptions optimizer;  // the step that is timed per unit kind
 };
 
 // Order statistics of the repetitions (nearest rank).
@@ -48,7 +53,9 @@ struct UnitKindProfile {
   UnitKind kind = UnitKind::kEncoderLayer;
   std::string unit_name;  // the measured unit, e.g. "encoder.layers.0"
   int count = 0;          // units of this kind in the model
+  int ring = 1;           // distinct units the repetitions cycle through (cold caches)
   TimingStats forward, recompute, backward, backward_input, backward_weight;
+  TimingStats optimizer;    // one optimizer step, per unit
   int64_t param_bytes = 0;  // the unit's flat values (the output unit's tied copy included)
   int64_t saved_bytes = 0;  // SavedActivations::bytes() of the forward record
   int64_t input_bytes = 0;  // the stream tensor the unit replaces (what full recompute keeps)

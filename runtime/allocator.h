@@ -31,7 +31,7 @@ std::string_view MemoryCategoryName(MemoryCategory c);
 struct MemoryStats {
   std::array<int64_t, kNumMemoryCategories> current{};  // bytes live now, per category
   std::array<int64_t, kNumMemoryCategories> peak{};     // high-water mark, per category
-  int64_t total_current = 0;                             // all categories
+  int64_t total_current = 0;                            // all categories
   int64_t total_peak = 0;  // high-water mark of the sum (not the sum of peaks)
   int64_t num_allocations = 0;
 

@@ -5,6 +5,8 @@
 // names the context ("config.pbtxt:12:3: model.d_model: ...", "recv from rank 3 timed out").
 #pragma once
 
+#include <glog/logging.h>
+
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -12,21 +14,19 @@
 #include <string_view>
 #include <utility>
 
-#include <glog/logging.h>
-
 namespace deepnet {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,   // bad input from the user (config, CLI, data file)
-  kNotFound,          // a file or name that does not exist
-  kOutOfRange,        // an index or size beyond its limit
+  kInvalidArgument,  // bad input from the user (config, CLI, data file)
+  kNotFound,         // a file or name that does not exist
+  kOutOfRange,       // an index or size beyond its limit
   kFailedPrecondition,
-  kResourceExhausted, // memory that does not fit
-  kDeadlineExceeded,  // a peer that never answered
-  kUnavailable,       // a peer that went away
-  kDataLoss,          // a corrupt or truncated file
-  kUnimplemented,     // an op or dtype a backend does not support
+  kResourceExhausted,  // memory that does not fit
+  kDeadlineExceeded,   // a peer that never answered
+  kUnavailable,        // a peer that went away
+  kDataLoss,           // a corrupt or truncated file
+  kUnimplemented,      // an op or dtype a backend does not support
   kInternal,
 };
 
@@ -79,9 +79,18 @@ class [[nodiscard]] StatusOr {
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
 
-  T& value() & { CheckOk(); return *value_; }
-  const T& value() const& { CheckOk(); return *value_; }
-  T&& value() && { CheckOk(); return std::move(*value_); }
+  T& value() & {
+    CheckOk();
+    return *value_;
+  }
+  const T& value() const& {
+    CheckOk();
+    return *value_;
+  }
+  T&& value() && {
+    CheckOk();
+    return std::move(*value_);
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T&& operator*() && { return std::move(*this).value(); }
@@ -101,10 +110,10 @@ class [[nodiscard]] StatusOr {
 #define DEEPNET_CONCAT(a, b) DEEPNET_CONCAT_INNER(a, b)
 
 // Returns from the enclosing function when `expr` yields a failed Status.
-#define RETURN_IF_ERROR(expr)                                   \
-  do {                                                          \
-    ::deepnet::Status deepnet_status_ = (expr);                 \
-    if (!deepnet_status_.ok()) return deepnet_status_;          \
+#define RETURN_IF_ERROR(expr)                          \
+  do {                                                 \
+    ::deepnet::Status deepnet_status_ = (expr);        \
+    if (!deepnet_status_.ok()) return deepnet_status_; \
   } while (0)
 
 // ASSIGN_OR_RETURN(auto x, MakeX()): binds the value or returns the error.

@@ -7,19 +7,23 @@ namespace deepnet {
 
 std::string_view DTypeName(DType t) {
   switch (t) {
-    case DType::kF32: return "f32";
-    case DType::kF64: return "f64";
-    case DType::kBF16: return "bf16";
-    case DType::kF16: return "f16";
-    case DType::kI32: return "i32";
-    case DType::kU8: return "u8";
+    case DType::kF32:
+      return "f32";
+    case DType::kF64:
+      return "f64";
+    case DType::kBF16:
+      return "bf16";
+    case DType::kF16:
+      return "f16";
+    case DType::kI32:
+      return "i32";
+    case DType::kU8:
+      return "u8";
   }
   return "?";
 }
 
-std::string Device::ToString() const {
-  return is_cpu() ? "cpu" : "cuda:" + std::to_string(index);
-}
+std::string Device::ToString() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
 
 int64_t NumElements(const Shape& shape) {
   int64_t n = 1;
@@ -120,11 +124,20 @@ void Tensor::CopyFrom(const Tensor& src) {
 void Tensor::Fill(double value) {
   CHECK(device_.is_cpu()) << "Tensor::Fill is host-only";
   switch (dtype_) {
-    case DType::kF32: std::fill_n(data<float>(), numel_, static_cast<float>(value)); break;
-    case DType::kF64: std::fill_n(data<double>(), numel_, value); break;
-    case DType::kI32: std::fill_n(data<int32_t>(), numel_, static_cast<int32_t>(value)); break;
-    case DType::kU8: std::fill_n(data<uint8_t>(), numel_, static_cast<uint8_t>(value)); break;
-    default: LOG(FATAL) << "Fill not supported for " << DTypeName(dtype_);
+    case DType::kF32:
+      std::fill_n(data<float>(), numel_, static_cast<float>(value));
+      break;
+    case DType::kF64:
+      std::fill_n(data<double>(), numel_, value);
+      break;
+    case DType::kI32:
+      std::fill_n(data<int32_t>(), numel_, static_cast<int32_t>(value));
+      break;
+    case DType::kU8:
+      std::fill_n(data<uint8_t>(), numel_, static_cast<uint8_t>(value));
+      break;
+    default:
+      LOG(FATAL) << "Fill not supported for " << DTypeName(dtype_);
   }
 }
 

@@ -86,6 +86,8 @@ class Tensor {
   void Fill(double value);  // host only
 
   bool SameStorage(const Tensor& other) const { return storage_ == other.storage_; }
+  // Tensors (views included) sharing this one's storage; 0 for an empty tensor.
+  long storage_use_count() const { return storage_.use_count(); }
   std::string ToString() const;  // "f32[2, 3] on cpu"
 
  private:

@@ -3,7 +3,8 @@
 # DeepNet (configs/demo.pbtxt: 6+6 DeepNorm layers, d_model 256) on the CPU, then prints the
 # validation loss and BLEU (200 validation verses, beam 4) and five sample translations.
 # About 15 minutes on 2 cores. Everything goes under runs/demo/; run ./scripts/setup.sh first.
-# Usage: scripts/demo.sh   (BUILD_DIR overrides the build directory, JOBS the build parallelism)
+# Usage: scripts/demo.sh   (BUILD_DIR overrides the build directory, JOBS the build parallelism,
+#                          DEMO_RESUME=1 continues an interrupted run from its last checkpoint)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,12 +36,28 @@ cmake --build "$build_dir" --target deepnet -j "$jobs"
 deepnet=$build_dir/launcher/deepnet
 
 phase "prepare: SentencePiece tokenizer and token shards (runs/demo/data)" build
-"$deepnet" prepare --config "$config"
+if [[ ${DEMO_RESUME:-0} == 1 && -f runs/demo/data/train.bin ]]; then
+  echo "demo: resuming: keeping the prepared data"  # the checkpoints' vocabulary
+else
+  "$deepnet" prepare --config "$config"
+fi
 
 phase "train: $(grep -m1 -E '^ *max_steps:' "$config" | tr -s ' ') on $OMP_NUM_THREADS threads" prepare
-# A fresh run each time: earlier checkpoints of the demo are replaced.
-rm -rf "$checkpoints" runs/demo/metrics.jsonl
-"$deepnet" train --config "$config"
+# A fresh run each time (earlier checkpoints are replaced), unless DEMO_RESUME=1 continues one.
+resume=()
+if [[ ${DEMO_RESUME:-0} == 1 ]]; then
+  resume=(--resume)
+else
+  rm -rf "$checkpoints" runs/demo/metrics.jsonl
+fi
+status=0
+"$deepnet" train --config "$config" "${resume[@]}" || status=$?
+if ((status == 75)); then  # SIGTERM / SIGUSR1: a checkpoint was saved at the end of the step
+  echo "demo: training was asked to stop; continue it with DEMO_RESUME=1 $0" >&2
+  exit 75
+elif ((status != 0)); then
+  exit "$status"
+fi
 
 phase "evaluate: validation loss, BLEU of 200 validation verses (beam 4), samples" train
 "$deepnet" eval --checkpoint "$checkpoints" --limit 200 --beam 4 --samples 5

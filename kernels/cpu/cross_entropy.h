@@ -11,8 +11,8 @@ namespace deepnet::cpu {
 
 // losses (N) per row; lse (N) = log Σ_v exp(logits) saved for backward.
 template <typename T>
-void cross_entropy_forward(T* losses, T* lse, const T* logits, const int32_t* targets, int N,
-                           int V, T smoothing, int ignore_index);
+void cross_entropy_forward(T* losses, T* lse, const T* logits, const int32_t* targets, int N, int V,
+                           T smoothing, int ignore_index);
 
 // dlogits (N, V) = dloss · ∂loss_n/∂logits_n (overwrite), where the trainer's loss is
 // dloss · Σ_n loss_n (e.g. dloss = 1 / number of non-ignored tokens).

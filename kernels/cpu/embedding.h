@@ -7,8 +7,7 @@ namespace deepnet::cpu {
 
 // out (N, C) = table[tokens[n]] · scale. Token ids must be in [0, V) (the data loader checks).
 template <typename T>
-void embedding_forward(T* out, const int32_t* tokens, const T* table, int N, int V, int C,
-                       T scale);
+void embedding_forward(T* out, const int32_t* tokens, const T* table, int N, int V, int C, T scale);
 
 // dtable (V, C) += scale · dout scattered to the rows of tokens. Rows repeated in `tokens`
 // accumulate in the order of n, so the result is deterministic.

@@ -19,8 +19,8 @@ void layernorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, con
 
 // y (N, C) = LN(alpha·x + g); mean, rstd (N) of z = alpha·x + g saved. y may alias x or g.
 template <typename T>
-void deepnorm_forward(T* y, T* mean, T* rstd, const T* x, const T* g, const T* gamma,
-                      const T* beta, T alpha, int N, int C, T eps);
+void deepnorm_forward(T* y, T* mean, T* rstd, const T* x, const T* g, const T* gamma, const T* beta,
+                      T alpha, int N, int C, T eps);
 
 // With dz the gradient at z: dx = alpha·dz and dg = dz (overwrite; dx or dg may be null, and
 // either may alias dy); dgamma, dbeta (C) accumulate.

@@ -261,6 +261,31 @@ TEST_F(EngineTest, MissingRankIsNamed) {
   }
 }
 
+// Receive buffers are recycled: after the first step almost every transfer reuses a pooled
+// buffer, and the pool holds no more than the transfers alive at once (activations held plus the
+// gradients coming back; each Stream is an enc and a dec tensor).
+TEST_F(EngineTest, ReceiveBuffersAreRecycled) {
+  RunShape shape;
+  shape.stages = 2;
+  shape.micro_batches = 4;
+  shape.max_steps = 4;
+  const config::RunConfig config = MakeConfig(root(), shape);
+  OnThreads(2, [&](InProcessCommunicator& world) {
+    auto trainer = MakePipeline(config, world);
+    ASSERT_TRUE(trainer->TrainStep().ok());
+    const int64_t first_step = trainer->engine().receive_buffers().allocations();
+    for (int s = 1; s < shape.max_steps; ++s) ASSERT_TRUE(trainer->TrainStep().ok());
+    const TransferBuffers& buffers = trainer->engine().receive_buffers();
+    SCOPED_TRACE("stage " + std::to_string(trainer->grid().stage()));
+    EXPECT_GT(first_step, 0);
+    // 4 steps x 4 micro-batches x 2 tensors received; later steps only replace buffers that a
+    // longer batch outgrew.
+    EXPECT_EQ(buffers.allocations() + buffers.reuses(), 4 * 4 * 2);
+    EXPECT_GT(buffers.reuses(), 3 * buffers.allocations());
+    EXPECT_LE(buffers.pooled(), 2u * 2u);  // 1F1B: at most p = 2 in flight per stage
+  });
+}
+
 // Full recompute keeps less than keeping everything (allocator accounting, one thread).
 TEST_F(EngineTest, FullRecomputeLowersActivationPeak) {
   std::map<int, int64_t> peaks;

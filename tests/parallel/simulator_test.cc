@@ -145,7 +145,7 @@ TEST(PipelineSimulatorTest, CountsLatencyReductionAndOptimizerStep) {
   SimulationCosts costs;
   costs.send_latency_s = 0.5;
   costs.reduce_s = 0.25;
-  costs.optimizer_s = 0.125;
+  costs.optimizer_s = {0.125};
   const StatusOr<Simulation> simulation = Simulate(ranks, costs);
   ASSERT_TRUE(simulation.ok()) << simulation.status();
   // F0 on rank 0 [0, 1], activation lands at 1.5, F0 + B0 on rank 1 [1.5, 4.5], gradient lands
@@ -156,6 +156,25 @@ TEST(PipelineSimulatorTest, CountsLatencyReductionAndOptimizerStep) {
   const TimedAction& f0 = simulation->ranks[1].actions[1];
   EXPECT_EQ(f0.action.kind, ActionKind::kForward);
   EXPECT_DOUBLE_EQ(f0.start_s, 1.5);
+}
+
+TEST(PipelineSimulatorTest, OptimizerStepCostsPerRank) {
+  const Ranks ranks = *BuildAllSchedules(ScheduleKind::kOneFOneB, {.stages = 2});
+  SimulationCosts costs;
+  costs.optimizer_s = {0.5, 2.0};  // rank 1 holds more parameters
+  const StatusOr<Simulation> simulation = Simulate(ranks, costs);
+  ASSERT_TRUE(simulation.ok()) << simulation.status();
+  // F0 on rank 0 [0, 1], F0 + B0 on rank 1 [1, 4], B0 on rank 0 [4, 6]: the reduction completes
+  // at 6 on both ranks, then each takes its own optimizer step.
+  EXPECT_DOUBLE_EQ(simulation->makespan_s, 8.0);
+  EXPECT_DOUBLE_EQ(simulation->ranks[0].actions.back().end_s, 6.5);
+  EXPECT_DOUBLE_EQ(simulation->ranks[1].actions.back().end_s, 8.0);
+
+  costs.optimizer_s = {0.5, 2.0, 1.0};  // more entries than ranks is fine
+  EXPECT_TRUE(Simulate(ranks, costs).ok());
+  const Ranks three = *BuildAllSchedules(ScheduleKind::kOneFOneB, {.stages = 3});
+  costs.optimizer_s = {0.5, 2.0};
+  EXPECT_EQ(Simulate(three, costs).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(PipelineSimulatorTest, TakesCostsPerModelChunk) {

@@ -67,6 +67,8 @@ TEST(UnitProfilerTest, MeasuresEveryKindOnce) {
     EXPECT_LE(k.forward.p10_s, k.forward.median_s);
     EXPECT_LE(k.forward.median_s, k.forward.p90_s);
     EXPECT_GT(k.forward_peak_bytes, 0);
+    EXPECT_GT(k.optimizer.median_s, 0);
+    EXPECT_EQ(k.ring, k.count);  // tiny units: the ring takes every unit of the kind
     for (const UnitInfo& info : infos) {
       if (info.name == k.unit_name) {
         EXPECT_EQ(k.param_bytes, info.num_parameters * 4);
@@ -112,6 +114,7 @@ TEST(CostsFromProfileTest, EveryUnitGetsItsKindsMeasurement) {
     EXPECT_EQ(costs.units[u].activation_bytes, costs.units[u].input_bytes);  // full recompute
   }
   EXPECT_GT(costs.units[1].recompute_s, 0);
+  EXPECT_GT(costs.units[1].optimizer_s, 0);
   EXPECT_EQ(costs.units[1].forward_s, costs.units[2].forward_s);    // both encoder layers
   EXPECT_EQ(costs.units[3].backward_s, costs.units[5].backward_s);  // decoder layers 0 and 2
 }
@@ -145,6 +148,21 @@ TEST(PredictionTest, OneFOneBMatchesTheBubbleFormula) {
   EXPECT_DOUBLE_EQ(p.simulation.makespan_s, 30.0);
   EXPECT_NEAR(p.simulation.bubble_fraction, 1.0 / 5.0, 1e-12);
   EXPECT_EQ(p.peak_stage_bytes, 2 * 200 + 2 * 20);  // stage 0 holds min(p, m) = 2 micro-batches
+}
+
+TEST(PredictionTest, EachRankPaysForItsOwnOptimizerStep) {
+  PredictionOptions options;
+  options.stages = 2;
+  options.micro_batches = 4;
+  ProfiledCosts costs = UniformCosts(4);
+  for (UnitCost& unit : costs.units) unit.optimizer_s = 0.5;
+  costs.units[3].optimizer_s = 3.0;  // the last stage holds units 2 and 3
+  const SchedulePrediction p = PredictSchedule(costs, ScheduleKind::kOneFOneB, options);
+  ASSERT_TRUE(p.status.ok()) << p.status;
+  ASSERT_EQ(p.plan.stages[1].first_unit, 2);
+  // The passes end together at 30 (see above); rank 1's step then takes 0.5 + 3.
+  EXPECT_DOUBLE_EQ(p.simulation.makespan_s, 33.5);
+  EXPECT_DOUBLE_EQ(p.simulation.ranks[0].actions.back().end_s, 31.0);
 }
 
 TEST(PredictionTest, SendCostsLengthenTheStep) {

@@ -57,16 +57,20 @@ TEST(AllocatorTest, AccountsCurrentAndPeakPerCategoryExactly) {
     Tensor g = Tensor::Empty({10, 10}, DType::kF64, MemoryCategory::kGradients);
     const MemoryStats during = CpuStats();
     EXPECT_EQ(during.current_of(MemoryCategory::kParameters) -
-                  before.current_of(MemoryCategory::kParameters), 4000);
+                  before.current_of(MemoryCategory::kParameters),
+              4000);
     EXPECT_EQ(during.current_of(MemoryCategory::kGradients) -
-                  before.current_of(MemoryCategory::kGradients), 800);
+                  before.current_of(MemoryCategory::kGradients),
+              800);
     EXPECT_EQ(during.total_current - before.total_current, 4800);
     Tensor view = p.Slice(0, 10);  // views cost nothing
     EXPECT_EQ(CpuStats().total_current, during.total_current);
   }
   const MemoryStats after = CpuStats();
   EXPECT_EQ(after.total_current, before.total_current);
-  EXPECT_GE(after.peak_of(MemoryCategory::kParameters) - before.current_of(MemoryCategory::kParameters), 4000);
+  EXPECT_GE(
+      after.peak_of(MemoryCategory::kParameters) - before.current_of(MemoryCategory::kParameters),
+      4000);
 }
 
 TEST(AllocatorTest, PeakResetsAndTracksTheSumNotTheSumOfPeaks) {
