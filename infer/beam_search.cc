@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 
 namespace deepnet {
@@ -25,12 +26,29 @@ void ApplyConstraints(double* log_probs, int64_t V, const SpecialIds& special, i
   }
 }
 
+// Bans every token that would complete an n-gram already in `tokens` (the row's generated pieces):
+// each earlier occurrence of the last n-1 tokens bans the token that followed it. </s> stays
+// allowed so that the hypothesis can always end.
+void BlockRepeatedNgrams(double* log_probs, const std::vector<int32_t>& tokens, int n,
+                         int32_t eos) {
+  if (n <= 0 || tokens.size() < static_cast<size_t>(n)) return;
+  const size_t prefix = static_cast<size_t>(n) - 1;
+  const auto tail = tokens.end() - static_cast<std::ptrdiff_t>(prefix);
+  for (size_t i = 0; i + prefix < tokens.size(); ++i) {
+    const auto start = tokens.begin() + static_cast<std::ptrdiff_t>(i);
+    if (!std::equal(tail, tokens.end(), start)) continue;
+    const int32_t banned = tokens[i + prefix];
+    if (banned != eos) log_probs[banned] = kNegInf;
+  }
+}
+
 double Normalised(double log_prob, int length, double len_penalty) {
   return log_prob / std::pow(static_cast<double>(length), len_penalty);
 }
 
 Status CheckInputs(const TokenScorer& scorer, const std::vector<int64_t>& source_lengths,
-                   const SpecialIds& special) {
+                   const SpecialIds& special, const DecodeOptions& options) {
+  if (options.no_repeat_ngram < 0) return InvalidArgument("no_repeat_ngram must be >= 0");
   if (scorer.num_rows() != static_cast<int64_t>(source_lengths.size())) {
     return InvalidArgument("decoding needs one scorer row per sentence (" +
                            std::to_string(scorer.num_rows()) + " rows, " +
@@ -139,7 +157,7 @@ int MaxTargetLength(const DecodeOptions& options, int64_t source_length) {
 StatusOr<std::vector<std::vector<Hypothesis>>> BeamSearch(
     TokenScorer& scorer, const std::vector<int64_t>& source_lengths, const SpecialIds& special,
     const DecodeOptions& options) {
-  RETURN_IF_ERROR(CheckInputs(scorer, source_lengths, special));
+  RETURN_IF_ERROR(CheckInputs(scorer, source_lengths, special, options));
   if (options.beam < 1) return InvalidArgument("beam must be >= 1");
   const int64_t beam = options.beam, V = scorer.vocab_size();
   std::vector<std::vector<Hypothesis>> results(source_lengths.size());
@@ -164,7 +182,9 @@ StatusOr<std::vector<std::vector<Hypothesis>>> BeamSearch(
       Sentence& s = active[g];
       const int64_t first_row = static_cast<int64_t>(g) * beam;
       for (int64_t j = 0; j < beam; ++j) {
-        ApplyConstraints(log_probs.data() + (first_row + j) * V, V, special, step, s.max_len);
+        double* lp = log_probs.data() + (first_row + j) * V;
+        ApplyConstraints(lp, V, special, step, s.max_len);
+        BlockRepeatedNgrams(lp, s.rows[j].tokens, options.no_repeat_ngram, special.eos);
       }
       std::vector<Row> next;
       std::vector<int64_t> parents;
@@ -190,7 +210,7 @@ StatusOr<std::vector<Hypothesis>> GreedyDecode(TokenScorer& scorer,
                                                const std::vector<int64_t>& source_lengths,
                                                const SpecialIds& special,
                                                const DecodeOptions& options) {
-  RETURN_IF_ERROR(CheckInputs(scorer, source_lengths, special));
+  RETURN_IF_ERROR(CheckInputs(scorer, source_lengths, special, options));
   const int64_t V = scorer.vocab_size();
   std::vector<Hypothesis> results(source_lengths.size());
   std::vector<int64_t> active(source_lengths.size());  // sentence of each scorer row
@@ -204,6 +224,7 @@ StatusOr<std::vector<Hypothesis>> GreedyDecode(TokenScorer& scorer,
       Hypothesis& h = results[active[r]];
       double* lp = log_probs.data() + static_cast<int64_t>(r) * V;
       ApplyConstraints(lp, V, special, step, MaxTargetLength(options, source_lengths[active[r]]));
+      BlockRepeatedNgrams(lp, h.tokens, options.no_repeat_ngram, special.eos);
       const auto token = static_cast<int32_t>(std::max_element(lp, lp + V) - lp);
       h.log_prob += lp[token];
       if (token == special.eos || lp[token] == kNegInf) {

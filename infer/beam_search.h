@@ -9,6 +9,10 @@
 // the source's </s>); at that step </s> is the only choice. <pad> and <s> are never produced, and
 // </s> not as the first token (min length 1).
 //
+// With no_repeat_ngram = n > 0 (fairseq's --no-repeat-ngram-size), a hypothesis may not produce a
+// token that completes an n-gram of generated pieces (<s> excluded) that it already holds: the
+// token's log-probability becomes -inf before candidates are chosen. </s> is never blocked.
+//
 // Greedy decoding takes the arg-max token until </s> or max_len; it equals beam search with
 // beam 1.
 #pragma once
@@ -28,6 +32,7 @@ struct DecodeOptions {
   int max_len_b = 10;
   double len_penalty = 1.0;  // score = Σ log p / length^len_penalty
   int max_positions = 0;     // decoder positions available (0 = no limit): max_len < this
+  int no_repeat_ngram = 0;   // n > 0: no n-gram twice in a hypothesis (0 = off)
 };
 
 struct Hypothesis {

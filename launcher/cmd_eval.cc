@@ -1,7 +1,7 @@
-// `deepnet eval --checkpoint DIR [--valid FILE] [--beam 4] [--limit N] [--samples K]`: the
-// validation loss (token-weighted cross-entropy, no label smoothing, no dropout) and the corpus
-// BLEU (sacreBLEU defaults) of translations of the validation set. Prints a summary line and
-// sacreBLEU's line, then K sample translations spread over the set.
+// `deepnet eval --checkpoint DIR [--valid FILE] [--beam 4] [--no_repeat_ngram N] [--limit N]
+// [--samples K]`: the validation loss (token-weighted cross-entropy, no label smoothing, no
+// dropout) and the corpus BLEU (sacreBLEU defaults) of translations of the validation set. Prints
+// a summary line and sacreBLEU's line, then K sample translations spread over the set.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
@@ -21,6 +21,7 @@
 DECLARE_int32(source_column);
 DECLARE_int32(target_column);
 DECLARE_int32(beam);
+DECLARE_int32(no_repeat_ngram);
 DEFINE_string(valid, "", "eval: the validation TSV (default: data.valid_tsv of the run)");
 DEFINE_int32(limit, 0, "eval: use only the first N validation pairs (0 = all)");
 DEFINE_int32(samples, 0, "eval: print this many sample translations (source, reference, output)");
@@ -93,6 +94,8 @@ Status RunEvalCommand(const CommandLine&) {
   ASSIGN_OR_RETURN(const std::vector<SentencePair> pairs, ReadValidPairs(model));
   LOG(INFO) << "evaluating " << model.checkpoint_dir << " (step " << model.step << ") on "
             << pairs.size() << " pairs";
+  LOG_IF(INFO, FLAGS_no_repeat_ngram > 0)
+      << "translations repeat no " << FLAGS_no_repeat_ngram << "-gram (--no_repeat_ngram)";
 
   const auto loss_start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(const PairScore loss, ValidationLoss(model, pairs));

@@ -1,7 +1,7 @@
 // `deepnet profile --config X [--stages p] [--micro-batches m] [--reps 10] [--warmup 3]
-// [--batch B --src_len S --tgt_len T] [--out DIR]`: measures one unit of each kind, splits the
-// model into p stages for each schedule with the measured costs, predicts step time and bubble,
-// and writes DIR/profile.json, DIR/predictions.json, DIR/predicted_<schedule>.{json,svg}.
+// [--batch B --src_len S --tgt_len T] [--cores N] [--out DIR]`: measures one unit of each kind,
+// splits the model into p stages for each schedule with the measured costs, predicts step time and
+// bubble, and writes DIR/profile.json, DIR/predictions.json, DIR/predicted_<schedule>.{json,svg}.
 //
 // Letters: B sentences per micro-batch, S source length, T target length.
 #include <algorithm>
@@ -35,6 +35,9 @@ DEFINE_int32(tgt_len, 0,
              "profile: target length T (default: the mean padded length of the batcher's batches)");
 DEFINE_double(bandwidth_gbps, 10.0, "profile: stage-to-stage bandwidth (GB/s) for send costs");
 DEFINE_double(latency_us, 20.0, "profile: per-message latency (us) for send costs");
+DEFINE_int32(cores, 0,
+             "profile: cores all ranks share, for CPU ranks that oversubscribe one node (e.g. 2 "
+             "for mpirun -np 4 on 2 cores); 0 = every rank has its own core or GPU");
 
 namespace deepnet {
 namespace {
@@ -116,6 +119,7 @@ PredictionOptions PredictionOptionsOf(const config::RunConfig& config, const Pro
   options.memory_limit_bytes = parallel.stage_memory_limit_mb() << 20;
   const double bytes = static_cast<double>(BoundaryMessageBytes(config.model(), shape));
   options.send_s = FLAGS_latency_us * 1e-6 + bytes / (FLAGS_bandwidth_gbps * 1e9);
+  options.cores = FLAGS_cores;
   return options;
 }
 
@@ -162,6 +166,7 @@ Status RunProfileCommand(const CommandLine& command_line) {
   ASSIGN_OR_RETURN(const config::RunConfig config,
                    LoadRunConfig(command_line, /*require_file=*/true));
   ASSIGN_OR_RETURN(const config::ModelConfig model, ResolvedModel(config));
+  if (FLAGS_cores < 0) return InvalidArgument("--cores must be >= 0 (0: a core or GPU per rank)");
   std::string shape_source;
   const ProfileShape shape = ChooseShape(config, &shape_source);
   UnitProfileOptions options;
@@ -183,7 +188,11 @@ Status RunProfileCommand(const CommandLine& command_line) {
   const std::vector<SchedulePrediction> predictions = PredictAllSchedules(costs, prediction);
   PrintStageTable(predictions, costs, config.parallel());
   std::cout << "\npredicted step, " << prediction.stages << " stages, " << prediction.micro_batches
-            << " micro-batches, send " << FormatPassTime(prediction.send_s) << " per message ("
+            << " micro-batches"
+            << (prediction.cores > 0
+                    ? ", all ranks sharing " + std::to_string(prediction.cores) + " cores"
+                    : std::string())
+            << ", send " << FormatPassTime(prediction.send_s) << " per message ("
             << FormatMiB(BoundaryMessageBytes(model, shape)) << " at " << FLAGS_bandwidth_gbps
             << " GB/s):\n"
             << FormatPredictions(predictions, costs, prediction.micro_batches);

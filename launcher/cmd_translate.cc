@@ -1,6 +1,7 @@
 // `deepnet translate --checkpoint DIR [--input FILE|-] [--beam 4] [--max_len_a 1.2]
-// [--max_len_b 10] [--batch 32]`: one source sentence per input line, one translation per output
-// line, in order. Lines are read in chunks, so a pipe gets its translations as it goes.
+// [--max_len_b 10] [--no_repeat_ngram N] [--batch 32]`: one source sentence per input line, one
+// translation per output line, in order. Lines are read in chunks, so a pipe gets its translations
+// as it goes.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
@@ -17,6 +18,8 @@ DEFINE_int32(beam, 4, "translate, eval: beam size (1 = greedy)");
 DEFINE_double(max_len_a, 1.2, "translate, eval: at most max_len_a * source tokens + max_len_b");
 DEFINE_int32(max_len_b, 10, "translate, eval: see --max_len_a");
 DEFINE_double(lenpen, 1.0, "translate, eval: hypothesis score = log p / length^lenpen");
+DEFINE_int32(no_repeat_ngram, 0,
+             "translate, eval: no n-gram of target pieces twice in a hypothesis (0 = off)");
 // --batch is shared with `profile` (defined in cmd_profile.cc, default 0): here 0 means 32.
 DECLARE_int32(batch);
 
@@ -36,6 +39,7 @@ TranslateOptions TranslateOptionsFromFlags() {
   options.decode.max_len_a = FLAGS_max_len_a;
   options.decode.max_len_b = FLAGS_max_len_b;
   options.decode.len_penalty = FLAGS_lenpen;
+  options.decode.no_repeat_ngram = FLAGS_no_repeat_ngram;
   options.batch_size = BatchSize();
   return options;
 }
@@ -43,6 +47,10 @@ TranslateOptions TranslateOptionsFromFlags() {
 Status CheckTranslateFlags() {
   if (FLAGS_beam < 1) return InvalidArgument("--beam must be >= 1");
   if (FLAGS_batch < 0) return InvalidArgument("--batch must be >= 1");
+  if (FLAGS_no_repeat_ngram < 0) {
+    return InvalidArgument("--no_repeat_ngram must be >= 0 (0 = off), got " +
+                           std::to_string(FLAGS_no_repeat_ngram));
+  }
   if (FLAGS_max_len_a < 0 || FLAGS_max_len_b < 1) {
     return InvalidArgument("--max_len_a must be >= 0 and --max_len_b >= 1");
   }

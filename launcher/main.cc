@@ -24,15 +24,16 @@ commands:
                               write a checkpoint's model as SPEC safetensors
   config   [--config X]       print the merged, validated config
   translate --checkpoint DIR [--input FILE|-] [--beam 4] [--max_len_a 1.2] [--max_len_b 10]
-           [--batch 32]       translate one sentence per line (stdin by default) to stdout
+           [--no_repeat_ngram N] [--batch 32]
+                              translate one sentence per line (stdin by default) to stdout
   score    --checkpoint DIR --input PAIRS.tsv [--source_column N --target_column N]
                               per-pair cross-entropy as JSON lines, then the token-weighted mean
-  eval     --checkpoint DIR [--valid FILE] [--beam 4] [--limit N] [--samples K]
-                              validation loss and BLEU (sacreBLEU 13a) of the validation set
+  eval     --checkpoint DIR [--valid FILE] [--beam 4] [--no_repeat_ngram N] [--limit N]
+           [--samples K]      validation loss and BLEU (sacreBLEU 13a) of the validation set
   schedule --stages P --micro-batches M --schedule KIND [--chunks V] [--trace F] [--svg F]
                               print a schedule's timeline (gpipe, 1f1b, interleaved, zb-h1)
-  profile  --config X [--stages P] [--micro-batches M] [--reps N] [--warmup N] [--out DIR]
-                              measure each unit kind, split into stages, predict step time per
+  profile  --config X [--stages P] [--micro-batches M] [--reps N] [--warmup N] [--cores N]
+           [--out DIR]        measure each unit kind, split into stages, predict step time per
                               schedule; writes DIR/profile.json and predicted_<schedule>.{json,svg}
 
 flags:
@@ -47,6 +48,8 @@ flags:
   --checkpoint DIR      translate, score, eval: also a root or a step directory; the tokenizer is
                         <data.data_dir>/spm.model of the run (--data_dir overrides)
   --lenpen X            translate, eval: hypothesis score = log p / length^X (default 1)
+  --no_repeat_ngram N   translate, eval: a hypothesis never repeats an n-gram of target pieces
+                        (as fairseq's --no-repeat-ngram-size; default 0 = off)
 Logs go to stderr (glog; --logtostderr=false writes log files instead).
 )";
 

@@ -4,6 +4,8 @@
 #include "parallel/simulator.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <string>
 #include <tuple>
@@ -64,6 +66,7 @@ class Simulator {
 
   Status CheckInputs() const;
   StatusOr<Simulation> Run();
+  StatusOr<Simulation> RunOnSharedCores();
 
  private:
   struct RankState {
@@ -84,6 +87,7 @@ class Simulator {
     result_.ranks[rank].actions.push_back({a, start, end});
   }
   std::string DescribeDeadlock() const;
+  StatusOr<Simulation> Finish();
 
   const std::vector<std::vector<Action>>& ranks_;
   const SimulationCosts& costs_;
@@ -248,6 +252,67 @@ StatusOr<Simulation> Simulator::Run() {
       while (Advance(r)) progress = true;
     }
   }
+  return Finish();
+}
+
+// One global clock `now`. Ranks that are not computing move as far as they can at `now`
+// (communication as in Advance; a pass starts with its full cost as remaining work). Then time
+// jumps to the next event, the first pass to finish at the shared speed or the first transfer to
+// land, and the computing ranks' remaining work shrinks by the time elapsed times that speed.
+StatusOr<Simulation> Simulator::RunOnSharedCores() {
+  constexpr double kNone = -1.0;
+  std::vector<double> remaining(p_, kNone);  // work left in the running pass; kNone: no pass
+  std::vector<double> started(p_, 0.0);
+  double now = 0.0;
+  for (;;) {
+    for (bool moved = true; moved;) {
+      moved = false;
+      for (int r = 0; r < p_; ++r) {
+        RankState& s = state_[r];
+        if (remaining[r] != kNone || s.pc >= ranks_[r].size() || s.time > now) continue;
+        if (!s.posted) s.time = now;
+        const Action& a = ranks_[r][s.pc];
+        if (IsCommunication(a.kind) || a.kind == ActionKind::kReduceGradients) {
+          moved |= Advance(r);
+        } else {
+          remaining[r] = Duration(a, r);
+          started[r] = now;
+          moved = true;
+        }
+      }
+    }
+    int computing = 0;
+    for (int r = 0; r < p_; ++r) computing += remaining[r] != kNone;
+    const double speed =
+        computing > costs_.cores ? static_cast<double>(costs_.cores) / computing : 1.0;
+    double next = std::numeric_limits<double>::infinity();
+    for (int r = 0; r < p_; ++r) {
+      if (remaining[r] != kNone) {
+        next = std::min(next, now + remaining[r] / speed);
+      } else if (state_[r].pc < ranks_[r].size() && state_[r].time > now) {
+        next = std::min(next, state_[r].time);  // a transfer lands then
+      }
+    }
+    if (std::isinf(next)) break;  // all done, or deadlocked
+    for (int r = 0; r < p_; ++r) {
+      if (remaining[r] == kNone) continue;
+      RankState& s = state_[r];
+      if (now + remaining[r] / speed <= next) {  // this pass ends now
+        Record(r, ranks_[r][s.pc], started[r], next);
+        result_.ranks[r].busy_s += next - started[r];
+        s.time = next;
+        ++s.pc;
+        remaining[r] = kNone;
+      } else {
+        remaining[r] -= (next - now) * speed;
+      }
+    }
+    now = next;
+  }
+  return Finish();
+}
+
+StatusOr<Simulation> Simulator::Finish() {
   for (int r = 0; r < p_; ++r) {
     if (state_[r].pc < ranks_[r].size()) return FailedPrecondition(DescribeDeadlock());
   }
@@ -275,6 +340,8 @@ StatusOr<Simulation> Simulate(const std::vector<std::vector<Action>>& ranks,
   if (ranks.empty()) return InvalidArgument("no ranks to simulate");
   Simulator simulator(ranks, costs);
   RETURN_IF_ERROR(simulator.CheckInputs());
+  if (costs.cores < 0) return InvalidArgument("cores must be >= 0 (0: one per rank)");
+  if (costs.cores > 0) return simulator.RunOnSharedCores();
   return simulator.Run();
 }
 

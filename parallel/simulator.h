@@ -9,6 +9,8 @@
 //   send and its receive have been posted, plus the send latency — sends block like receives
 //   (rendezvous), so a schedule that passes here cannot deadlock on any transport.
 // - ReduceGradients is a collective: it completes when every rank has posted it, plus reduce_s.
+// - With SimulationCosts::cores below p, ranks share the cores (see there): the simulation then
+//   runs on one global clock, and a pass lasts longer while other ranks compute too.
 // - If no rank can move and some have not finished, that is a deadlock: the Status names each
 //   stuck rank and the receives, sends or ranks it waits for.
 #pragma once
@@ -30,6 +32,10 @@ struct SimulationCosts {
   double send_latency_s = 0.0;
   double reduce_s = 0.0;
   std::vector<double> optimizer_s;  // per rank, or one value for every rank; empty = free
+  // Compute slots the ranks share (CPU ranks oversubscribing one node); 0 = one per rank. When
+  // more ranks compute at once than there are cores, each computes at cores/computing speed
+  // (processor sharing); waiting ranks take no core.
+  int cores = 0;
 };
 
 struct TimedAction {
@@ -40,8 +46,8 @@ struct TimedAction {
 
 struct RankTimeline {
   std::vector<TimedAction> actions;  // in list order
-  double busy_s = 0.0;               // compute, optimizer step included
-  double idle_s = 0.0;               // makespan − busy
+  double busy_s = 0.0;  // in passes, optimizer step included (wall time: longer on shared cores)
+  double idle_s = 0.0;  // makespan − busy
   int peak_activations = 0;  // most micro-batch·chunks held at once (forward not yet released)
 };
 

@@ -77,8 +77,9 @@ SchedulePrediction PredictSchedule(const ProfiledCosts& costs, ScheduleKind kind
     prediction.status = ranks.status();
     return prediction;
   }
-  StatusOr<Simulation> simulation =
-      Simulate(*ranks, ChunkCosts(prediction.plan, costs, options.send_s));
+  SimulationCosts simulation_costs = ChunkCosts(prediction.plan, costs, options.send_s);
+  simulation_costs.cores = options.cores;
+  StatusOr<Simulation> simulation = Simulate(*ranks, simulation_costs);
   if (!simulation.ok()) {
     prediction.status = simulation.status();
     return prediction;

@@ -24,6 +24,7 @@ struct PredictionOptions {
   int interleaved_chunks = 2;      // v for the interleaved schedule (others use 1)
   int64_t memory_limit_bytes = 0;  // per rank; 0 = no limit
   double send_s = 0.0;             // one activation or gradient message between stages
+  int cores = 0;  // compute slots all ranks share (CPU ranks on one node); 0 = one per rank
 };
 
 struct SchedulePrediction {

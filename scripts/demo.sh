@@ -60,7 +60,8 @@ elif ((status != 0)); then
 fi
 
 phase "evaluate: validation loss, BLEU of 200 validation verses (beam 4), samples" train
-"$deepnet" eval --checkpoint "$checkpoints" --limit 200 --beam 4 --samples 5
+# --no_repeat_ngram 3: a translation never repeats a 3-gram, which stops a small model's loops.
+"$deepnet" eval --checkpoint "$checkpoints" --limit 200 --beam 4 --no_repeat_ngram 3 --samples 5
 
 phase "done" evaluation
 echo "demo: total $(($(date +%s) - start)) s; checkpoint in $checkpoints," \

@@ -183,6 +183,11 @@ TEST_F(InferCliTest, TranslateKeepsLineOrderFromFileAndStdin) {
         << Err();
     EXPECT_EQ(Out(), from_file);
   }
+  // Blocking repeated trigrams still gives one line per input line.
+  ASSERT_EQ(Run("translate" + Checkpoint() + " --input " + file + " --beam 2 --no_repeat_ngram 3"),
+            0)
+      << Err();
+  EXPECT_EQ(Lines(Out()).size(), 6u) << Out();
 }
 
 TEST_F(InferCliTest, EvalReportsLossBleuAndSamples) {
@@ -226,6 +231,8 @@ TEST_F(InferCliTest, ErrorsAreMessagesWithExitCodeOne) {
   EXPECT_NE(Err().find("UTF-8"), std::string::npos) << Err();
 
   EXPECT_EQ(Run("translate" + Checkpoint() + " --input " + input + " --beam 0"), 1);
+  EXPECT_EQ(Run("eval" + Checkpoint() + " --no_repeat_ngram -1"), 1);
+  EXPECT_NE(Err().find("--no_repeat_ngram must be >= 0"), std::string::npos) << Err();
   EXPECT_EQ(Run("score" + Checkpoint()), 1);
   EXPECT_NE(Err().find("--input"), std::string::npos) << Err();
 

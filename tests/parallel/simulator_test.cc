@@ -219,3 +219,91 @@ TEST(PipelineTimelineTest, RendersAWholePlanForTheCommandLine) {
 
 }  // namespace
 }  // namespace deepnet
+
+namespace deepnet {
+namespace {
+
+// With a core per rank, the shared-core clock gives exactly the dedicated timeline.
+TEST(SharedCoresSimulatorTest, ACorePerRankIsTheDedicatedTimeline) {
+  for (const ScheduleKind kind : {ScheduleKind::kGpipe, ScheduleKind::kOneFOneB,
+                                  ScheduleKind::kInterleaved1F1B, ScheduleKind::kZeroBubbleH1}) {
+    for (int p = 1; p <= 4; ++p) {
+      for (const int m : {1, 3, 8}) {
+        const ScheduleOptions options{
+            .stages = p,
+            .micro_batches = m,
+            .virtual_chunks = kind == ScheduleKind::kInterleaved1F1B ? 2 : 1};
+        if (!CheckScheduleOptions(kind, options).ok()) continue;
+        SCOPED_TRACE(std::string(ScheduleKindName(kind)) + " p=" + std::to_string(p) +
+                     " m=" + std::to_string(m));
+        const auto ranks = *BuildAllSchedules(kind, options);
+        SimulationCosts costs;
+        costs.forward_s = {1.0};
+        costs.backward_input_s = {1.5};
+        costs.backward_weight_s = {0.75};
+        costs.send_latency_s = 0.125;
+        costs.optimizer_s = {0.5};
+        const Simulation dedicated = *Simulate(ranks, costs);
+        costs.cores = p;
+        const StatusOr<Simulation> shared = Simulate(ranks, costs);
+        ASSERT_TRUE(shared.ok()) << shared.status();
+        EXPECT_DOUBLE_EQ(shared->makespan_s, dedicated.makespan_s);
+        for (int r = 0; r < p; ++r) {
+          ASSERT_EQ(shared->ranks[r].actions.size(), dedicated.ranks[r].actions.size());
+          for (size_t i = 0; i < dedicated.ranks[r].actions.size(); ++i) {
+            EXPECT_DOUBLE_EQ(shared->ranks[r].actions[i].end_s,
+                             dedicated.ranks[r].actions[i].end_s);
+          }
+        }
+      }
+    }
+  }
+}
+
+// One core and free transfers: some rank always computes, so the step is all the work in a row.
+TEST(SharedCoresSimulatorTest, OneCoreRunsAllTheWorkInARow) {
+  for (const ScheduleKind kind : {ScheduleKind::kOneFOneB, ScheduleKind::kZeroBubbleH1}) {
+    const auto ranks = *BuildAllSchedules(kind, {.stages = 4, .micro_batches = 8});
+    SimulationCosts costs;
+    costs.forward_s = {1.0, 2.0, 1.0, 3.0};
+    costs.optimizer_s = {0.25};
+    costs.cores = 1;
+    const StatusOr<Simulation> shared = Simulate(ranks, costs);
+    ASSERT_TRUE(shared.ok()) << shared.status();
+    // F (1 + 2 + 1 + 3) + B 4·1 + W 4·1 per micro-batch, then four optimizer steps.
+    EXPECT_NEAR(shared->makespan_s, 8 * (7 + 4 + 4) + 4 * 0.25, 1e-9);
+    // A rank's busy time is the wall time of its passes, stretched while others compute too.
+    const Simulation dedicated =
+        *Simulate(ranks, {.forward_s = costs.forward_s, .optimizer_s = costs.optimizer_s});
+    for (int r = 0; r < 4; ++r) {
+      EXPECT_GE(shared->ranks[r].busy_s, dedicated.ranks[r].busy_s - 1e-9);
+    }
+  }
+}
+
+// Two ranks on one core: while both compute, each goes at half speed.
+TEST(SharedCoresSimulatorTest, TwoPassesAtOnceShareTheCore) {
+  const auto ranks = *BuildAllSchedules(ScheduleKind::kGpipe, {.stages = 2, .micro_batches = 2});
+  SimulationCosts costs;
+  costs.cores = 2;
+  const double dedicated = Simulate(ranks, costs)->makespan_s;
+  costs.cores = 1;
+  const double shared = Simulate(ranks, costs)->makespan_s;
+  EXPECT_DOUBLE_EQ(dedicated, 9.0);  // (m + p − 1)·(F + B) with F 1, B 2
+  EXPECT_DOUBLE_EQ(shared, 12.0);    // all the work: 2 ranks · 2 micro-batches · 3
+  costs.cores = -1;
+  EXPECT_EQ(Simulate(ranks, costs).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(SharedCoresSimulatorTest, DeadlockIsStillReported) {
+  std::vector<std::vector<Action>> ranks(2);
+  ranks[0].push_back({.kind = ActionKind::kRecvActivation, .micro_batch = 0, .peer = 1});
+  ranks[1].push_back({.kind = ActionKind::kRecvActivation, .micro_batch = 0, .peer = 0});
+  SimulationCosts costs;
+  costs.cores = 1;
+  const StatusOr<Simulation> shared = Simulate(ranks, costs);
+  EXPECT_EQ(shared.status().code(), StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace deepnet
