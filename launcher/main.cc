@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "launcher/command_line.h"
+#include "runtime/allocator.h"
 #include "train/signals.h"
 
 namespace deepnet {
@@ -81,6 +82,7 @@ int Main(int argc, char** argv) {
     std::cerr << kUsage;
     return argc < 2 ? 2 : 0;
   }
+  KeepHostTensorsInHeap();
   CommandLine command_line;
   command_line.command = argv[1];
   const CommandFn command = FindCommand(command_line.command);

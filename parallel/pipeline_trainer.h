@@ -42,6 +42,7 @@
 #include "text/shard.h"
 #include "train/lr_schedule.h"
 #include "train/optimizer.h"
+#include "train/run_setup.h"
 #include "train/trainer.h"
 
 namespace deepnet {

@@ -1,6 +1,5 @@
 // PipelineTrainer set-up: config checks, the partition, this rank's units, the engine, the data.
 #include <algorithm>
-#include <filesystem>
 
 #include "parallel/cost_model.h"
 #include "parallel/pipeline_trainer.h"
@@ -106,31 +105,11 @@ StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config) {
 }
 
 Status PipelineTrainer::OpenData() {
-  ASSIGN_OR_RETURN(train_shard_, OpenShard(TrainShardPath(config_)));
-  const int32_t shard_vocab = train_shard_->vocab_size();
-  config::ModelConfig& model = *config_.mutable_model();
-  if (model.vocab_size() == 0) model.set_vocab_size(shard_vocab);
-  if (model.vocab_size() < shard_vocab) {
-    return InvalidArgument("model.vocab_size " + std::to_string(model.vocab_size()) +
-                           " is smaller than the vocabulary of " + train_shard_->path() + " (" +
-                           std::to_string(shard_vocab) + ")");
-  }
-  ASSIGN_OR_RETURN(Batcher batcher,
-                   Batcher::Create(train_shard_.get(), TrainBatcherOptions(config_)));
-  batcher_.emplace(std::move(batcher));
-
-  const bool wants_valid = config_.train().valid_every() > 0 && !config_.data().valid_tsv().empty();
-  if (!wants_valid || !std::filesystem::exists(ValidShardPath(config_))) return OkStatus();
-  ASSIGN_OR_RETURN(valid_shard_, OpenShard(ValidShardPath(config_)));
-  std::vector<int32_t> source_lengths, target_lengths;
-  for (int64_t e = 0; e < valid_shard_->num_examples(); ++e) {
-    source_lengths.push_back(valid_shard_->source_length(e));
-    target_lengths.push_back(valid_shard_->target_length(e));
-  }
-  BatcherOptions options;
-  options.max_tokens = config_.data().max_tokens_per_batch();
-  options.shuffle = false;
-  ASSIGN_OR_RETURN(valid_plan_, PlanEpoch(source_lengths, target_lengths, options, 0));
+  ASSIGN_OR_RETURN(TrainingData data, OpenTrainingData(config_));
+  train_shard_ = std::move(data.train_shard);
+  batcher_ = std::move(data.batcher);
+  valid_shard_ = std::move(data.valid_shard);
+  valid_plan_ = std::move(data.valid_plan);
   return OkStatus();
 }
 
@@ -156,12 +135,9 @@ Status PipelineTrainer::BuildStage() {
     ASSIGN_OR_RETURN(std::unique_ptr<Model> chunk, Model::Build(config_.model(), options));
     chunks_.push_back(std::move(chunk));
   }
-  ASSIGN_OR_RETURN(optimizer_,
-                   Optimizer::Create(Units(), OptimizerOptions::FromConfig(config_), *backend_));
-  ASSIGN_OR_RETURN(LrSchedule schedule,
-                   LrSchedule::Create(config_.lr_schedule(), config_.optimizer().lr(),
-                                      config_.train().max_steps()));
-  schedule_.emplace(schedule);
+  ASSIGN_OR_RETURN(ParameterUpdate update, CreateParameterUpdate(config_, Units(), *backend_));
+  optimizer_ = std::move(update.optimizer);
+  schedule_.emplace(update.schedule);
   return BuildEngine();
 }
 
@@ -224,16 +200,7 @@ StepContext PipelineTrainer::Context(bool training) const {
   ctx.seed = config_.train().seed();
   ctx.step = step_;
   ctx.training = training;
-  switch (config_.parallel().recompute()) {
-    case config::ParallelConfig::SELECTIVE:
-      ctx.recompute = Recompute::kSelective;
-      break;
-    case config::ParallelConfig::FULL:
-      ctx.recompute = Recompute::kFull;
-      break;
-    default:
-      ctx.recompute = Recompute::kNone;
-  }
+  ctx.recompute = RecomputeOf(config_.parallel());
   ctx.label_smoothing = config_.train().label_smoothing();
   ctx.pad_id = train_shard_->special_ids().pad;
   return ctx;

@@ -1,5 +1,7 @@
 #include "runtime/allocator.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <map>
 #include <sstream>
@@ -124,6 +126,11 @@ void RegisterAllocator(Device device, Allocator* allocator) {
   Registry& r = GetRegistry();
   std::lock_guard<std::mutex> lock(r.mu);
   r.by_device[{static_cast<int>(device.kind), device.index}] = allocator;
+}
+
+void KeepHostTensorsInHeap() {
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);  // larger blocks still get their own mapping
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);    // shrink the heap only past 1 GiB of free space
 }
 
 }  // namespace deepnet

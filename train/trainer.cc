@@ -4,7 +4,6 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
-#include <filesystem>
 
 #include "configs/config.h"
 #include "train/micro_batch.h"
@@ -13,17 +12,6 @@
 
 namespace deepnet {
 namespace {
-
-Recompute RecomputeOf(const config::ParallelConfig& parallel) {
-  switch (parallel.recompute()) {
-    case config::ParallelConfig::SELECTIVE:
-      return Recompute::kSelective;
-    case config::ParallelConfig::FULL:
-      return Recompute::kFull;
-    default:
-      return Recompute::kNone;
-  }
-}
 
 // What this trainer runs: one rank, CPU, fp32. Pipelines go through the pipeline engine.
 Status CheckSingleProcess(const config::RunConfig& config) {
@@ -45,35 +33,6 @@ Status CheckSingleProcess(const config::RunConfig& config) {
 }
 
 }  // namespace
-
-StatusOr<std::unique_ptr<ShardReader>> OpenShard(const std::string& path) {
-  if (!std::filesystem::exists(path)) {
-    return NotFound(path + " does not exist; run `deepnet prepare --config <same config>` first");
-  }
-  ASSIGN_OR_RETURN(ShardReader shard, ShardReader::Open(path));
-  return std::make_unique<ShardReader>(std::move(shard));
-}
-
-BatcherOptions TrainBatcherOptions(const config::RunConfig& config) {
-  BatcherOptions options;
-  // One batch is one pipeline flush: parallel.micro_batches micro-batches of max_tokens each, for
-  // every data-parallel replica.
-  options.max_tokens = int64_t{config.data().max_tokens_per_batch()} *
-                       config.parallel().micro_batches() *
-                       std::max(1, config.parallel().data_parallel());
-  options.shuffle = config.data().shuffle_buffer() > 0;
-  options.sort_window = config.data().shuffle_buffer();
-  options.seed = config.train().seed();
-  return options;
-}
-
-std::string TrainShardPath(const config::RunConfig& config) {
-  return (std::filesystem::path(config.data().data_dir()) / "train.bin").string();
-}
-
-std::string ValidShardPath(const config::RunConfig& config) {
-  return (std::filesystem::path(config.data().data_dir()) / "valid.bin").string();
-}
 
 Trainer::Trainer(const config::RunConfig& config, FileSystem& fs)
     : config_(config), fs_(fs), backend_(&CpuBackend()) {}
@@ -107,31 +66,11 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::RunConfig& conf
 }
 
 Status Trainer::OpenData() {
-  ASSIGN_OR_RETURN(train_shard_, OpenShard(TrainShardPath(config_)));
-  const int32_t shard_vocab = train_shard_->vocab_size();
-  config::ModelConfig& model = *config_.mutable_model();
-  if (model.vocab_size() == 0) model.set_vocab_size(shard_vocab);
-  if (model.vocab_size() < shard_vocab) {
-    return InvalidArgument("model.vocab_size " + std::to_string(model.vocab_size()) +
-                           " is smaller than the vocabulary of " + train_shard_->path() + " (" +
-                           std::to_string(shard_vocab) + ")");
-  }
-  ASSIGN_OR_RETURN(Batcher batcher,
-                   Batcher::Create(train_shard_.get(), TrainBatcherOptions(config_)));
-  batcher_.emplace(std::move(batcher));
-
-  const bool wants_valid = config_.train().valid_every() > 0 && !config_.data().valid_tsv().empty();
-  if (!wants_valid || !std::filesystem::exists(ValidShardPath(config_))) return OkStatus();
-  ASSIGN_OR_RETURN(valid_shard_, OpenShard(ValidShardPath(config_)));
-  std::vector<int32_t> source_lengths, target_lengths;
-  for (int64_t e = 0; e < valid_shard_->num_examples(); ++e) {
-    source_lengths.push_back(valid_shard_->source_length(e));
-    target_lengths.push_back(valid_shard_->target_length(e));
-  }
-  BatcherOptions options;
-  options.max_tokens = config_.data().max_tokens_per_batch();
-  options.shuffle = false;
-  ASSIGN_OR_RETURN(valid_plan_, PlanEpoch(source_lengths, target_lengths, options, 0));
+  ASSIGN_OR_RETURN(TrainingData data, OpenTrainingData(config_));
+  train_shard_ = std::move(data.train_shard);
+  batcher_ = std::move(data.batcher);
+  valid_shard_ = std::move(data.valid_shard);
+  valid_plan_ = std::move(data.valid_plan);
   return OkStatus();
 }
 
@@ -142,12 +81,9 @@ Status Trainer::BuildModel() {
   options.backend = backend_;
   options.pad_id = train_shard_->special_ids().pad;
   ASSIGN_OR_RETURN(model_, Model::Build(config_.model(), options));
-  ASSIGN_OR_RETURN(optimizer_,
-                   Optimizer::Create(Units(), OptimizerOptions::FromConfig(config_), *backend_));
-  ASSIGN_OR_RETURN(LrSchedule schedule,
-                   LrSchedule::Create(config_.lr_schedule(), config_.optimizer().lr(),
-                                      config_.train().max_steps()));
-  schedule_.emplace(schedule);
+  ASSIGN_OR_RETURN(ParameterUpdate update, CreateParameterUpdate(config_, Units(), *backend_));
+  optimizer_ = std::move(update.optimizer);
+  schedule_.emplace(update.schedule);
   return OkStatus();
 }
 

@@ -27,6 +27,7 @@
 #include "train/checkpoint.h"
 #include "train/lr_schedule.h"
 #include "train/optimizer.h"
+#include "train/run_setup.h"
 
 namespace deepnet {
 
@@ -36,17 +37,6 @@ struct StepResult {
   double lr = 0.0;
   OptimizerStepStats optimizer;
 };
-
-// Where the run's files are: the shards `prepare` wrote.
-std::string TrainShardPath(const config::RunConfig& config);  // <data_dir>/train.bin
-std::string ValidShardPath(const config::RunConfig& config);  // <data_dir>/valid.bin
-
-// A token shard; NotFound with a hint when `prepare` has not written it.
-StatusOr<std::unique_ptr<ShardReader>> OpenShard(const std::string& path);
-// The training batcher: one batch per pipeline flush of every replica together,
-// data.max_tokens_per_batch × parallel.micro_batches × parallel.data_parallel tokens (a pipeline
-// trainer splits it into data_parallel × micro_batches micro-batches).
-BatcherOptions TrainBatcherOptions(const config::RunConfig& config);
 
 class Trainer {
  public:

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/mpi_test_main.h"
+
 namespace deepnet {
 namespace {
 
@@ -224,45 +226,7 @@ TEST(NcclCommunicatorTest, UnansweredSendTimesOutNamingThePeer) {
   EXPECT_TRUE(world->Barrier().ok());
 }
 
-class FailurePrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit FailurePrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& result) override {
-    if (!result.failed()) return;
-    std::fprintf(stderr, "[rank %d] %s:%d: Failure\n%s\n", rank_,
-                 result.file_name() ? result.file_name() : "?", result.line_number(),
-                 result.summary());
-  }
-
- private:
-  int rank_;
-};
-
 }  // namespace
 }  // namespace deepnet
 
-int main(int argc, char** argv) {
-  using deepnet::MpiCommunicator;
-  ::testing::InitGoogleTest(&argc, argv);
-  const deepnet::Status init = MpiCommunicator::Init(&argc, &argv);
-  if (!init.ok()) {
-    std::fprintf(stderr, "%s\n", init.ToString().c_str());
-    return 1;
-  }
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  if (rank != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new deepnet::FailurePrinter(rank));
-  }
-  const int result = RUN_ALL_TESTS();
-  double failed_ranks = result == 0 ? 0.0 : 1.0;
-  {
-    auto world = MpiCommunicator::World(60.0);
-    if (!world.ok() || !(*world)->AllReduceSum(&failed_ranks, 1).ok()) failed_ranks = 1.0;
-  }
-  if (rank == 0 && failed_ranks > 0) std::fprintf(stderr, "%g rank(s) failed\n", failed_ranks);
-  if (!MpiCommunicator::Finalize().ok()) return 1;
-  return failed_ranks > 0 ? 1 : 0;
-}
+int main(int argc, char** argv) { return deepnet::testing::RunMpiTests(argc, argv); }

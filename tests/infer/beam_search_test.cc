@@ -370,7 +370,9 @@ TEST(NoRepeatNgramTest, GreedyChangesOnlyWhereARepeatIsBlocked) {
         ++blocked;
         ASSERT_GE(after.size(), repeat);
         EXPECT_TRUE(std::equal(before.begin(), before.begin() + repeat, after.begin()));
-        if (after.size() > repeat) EXPECT_NE(after[repeat], before[repeat]);
+        if (after.size() > repeat) {
+          EXPECT_NE(after[repeat], before[repeat]);
+        }
       }
     }
   }

@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "parallel/pipeline_trainer.h"
-#include "tests/parallel/mpi_test_main.h"
+#include "tests/mpi_test_main.h"
 #include "tests/parallel/pipeline_test_util.h"
 
 namespace deepnet::testing {

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "parallel/pipeline_trainer.h"
-#include "tests/parallel/mpi_test_main.h"
+#include "tests/mpi_test_main.h"
 #include "tests/parallel/pipeline_test_util.h"
 #include "train/checkpoint.h"
 #include "train/signals.h"

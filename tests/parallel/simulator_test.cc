@@ -273,8 +273,9 @@ TEST(SharedCoresSimulatorTest, OneCoreRunsAllTheWorkInARow) {
     // F (1 + 2 + 1 + 3) + B 4·1 + W 4·1 per micro-batch, then four optimizer steps.
     EXPECT_NEAR(shared->makespan_s, 8 * (7 + 4 + 4) + 4 * 0.25, 1e-9);
     // A rank's busy time is the wall time of its passes, stretched while others compute too.
-    const Simulation dedicated =
-        *Simulate(ranks, {.forward_s = costs.forward_s, .optimizer_s = costs.optimizer_s});
+    SimulationCosts own_cores = costs;
+    own_cores.cores = 0;
+    const Simulation dedicated = *Simulate(ranks, own_cores);
     for (int r = 0; r < 4; ++r) {
       EXPECT_GE(shared->ranks[r].busy_s, dedicated.ranks[r].busy_s - 1e-9);
     }

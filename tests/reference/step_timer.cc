@@ -110,4 +110,7 @@ int Run(const std::map<std::string, double>& a) {
 }  // namespace
 }  // namespace deepnet
 
-int main(int argc, char** argv) { return deepnet::Run(deepnet::ParseArguments(argc, argv)); }
+int main(int argc, char** argv) {
+  deepnet::KeepHostTensorsInHeap();  // as the deepnet binary does
+  return deepnet::Run(deepnet::ParseArguments(argc, argv));
+}

@@ -1,10 +1,13 @@
-// main() of the MPI GoogleTest binaries: rank 0 prints the usual report, the other ranks only
-// their failures (prefixed with the rank); every rank exits non-zero if any rank failed.
+// main() of the MPI GoogleTest binaries (one process per rank under mpirun): rank 0 prints the
+// usual report, the other ranks only their failures (prefixed with the rank); every rank exits
+// with the same code, non-zero if any rank failed. Tests that make a rank leave early write their
+// own main: the closing all-reduce needs every rank.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <memory>
 
 #include "runtime/mpi_communicator.h"
 

@@ -1,0 +1,99 @@
+// The data and parameter update every trainer builds from its config (see the header).
+#include "train/run_setup.h"
+
+#include <algorithm>
+#include <filesystem>
+
+namespace deepnet {
+namespace {
+
+// The validation shard in order (no shuffle), in batches of data.max_tokens_per_batch tokens.
+StatusOr<std::vector<std::vector<int64_t>>> PlanValidation(const ShardReader& shard,
+                                                           const config::RunConfig& config) {
+  std::vector<int32_t> source_lengths, target_lengths;
+  for (int64_t e = 0; e < shard.num_examples(); ++e) {
+    source_lengths.push_back(shard.source_length(e));
+    target_lengths.push_back(shard.target_length(e));
+  }
+  BatcherOptions options;
+  options.max_tokens = config.data().max_tokens_per_batch();
+  options.shuffle = false;
+  return PlanEpoch(source_lengths, target_lengths, options, 0);
+}
+
+}  // namespace
+
+std::string TrainShardPath(const config::RunConfig& config) {
+  return (std::filesystem::path(config.data().data_dir()) / "train.bin").string();
+}
+
+std::string ValidShardPath(const config::RunConfig& config) {
+  return (std::filesystem::path(config.data().data_dir()) / "valid.bin").string();
+}
+
+StatusOr<std::unique_ptr<ShardReader>> OpenShard(const std::string& path) {
+  if (!std::filesystem::exists(path)) {
+    return NotFound(path + " does not exist; run `deepnet prepare --config <same config>` first");
+  }
+  ASSIGN_OR_RETURN(ShardReader shard, ShardReader::Open(path));
+  return std::make_unique<ShardReader>(std::move(shard));
+}
+
+BatcherOptions TrainBatcherOptions(const config::RunConfig& config) {
+  BatcherOptions options;
+  // One batch is one pipeline flush: parallel.micro_batches micro-batches of max_tokens each, for
+  // every data-parallel replica.
+  options.max_tokens = int64_t{config.data().max_tokens_per_batch()} *
+                       config.parallel().micro_batches() *
+                       std::max(1, config.parallel().data_parallel());
+  options.shuffle = config.data().shuffle_buffer() > 0;
+  options.sort_window = config.data().shuffle_buffer();
+  options.seed = config.train().seed();
+  return options;
+}
+
+StatusOr<TrainingData> OpenTrainingData(config::RunConfig& config) {
+  TrainingData data;
+  ASSIGN_OR_RETURN(data.train_shard, OpenShard(TrainShardPath(config)));
+  const int32_t shard_vocab = data.train_shard->vocab_size();
+  config::ModelConfig& model = *config.mutable_model();
+  if (model.vocab_size() == 0) model.set_vocab_size(shard_vocab);
+  if (model.vocab_size() < shard_vocab) {
+    return InvalidArgument("model.vocab_size " + std::to_string(model.vocab_size()) +
+                           " is smaller than the vocabulary of " + data.train_shard->path() + " (" +
+                           std::to_string(shard_vocab) + ")");
+  }
+  ASSIGN_OR_RETURN(Batcher batcher,
+                   Batcher::Create(data.train_shard.get(), TrainBatcherOptions(config)));
+  data.batcher.emplace(std::move(batcher));
+
+  const bool wants_valid = config.train().valid_every() > 0 && !config.data().valid_tsv().empty();
+  if (!wants_valid || !std::filesystem::exists(ValidShardPath(config))) return data;
+  ASSIGN_OR_RETURN(data.valid_shard, OpenShard(ValidShardPath(config)));
+  ASSIGN_OR_RETURN(data.valid_plan, PlanValidation(*data.valid_shard, config));
+  return data;
+}
+
+StatusOr<ParameterUpdate> CreateParameterUpdate(const config::RunConfig& config,
+                                                std::vector<Unit*> units, const Backend& backend) {
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<Optimizer> optimizer,
+      Optimizer::Create(std::move(units), OptimizerOptions::FromConfig(config), backend));
+  ASSIGN_OR_RETURN(LrSchedule schedule,
+                   LrSchedule::Create(config.lr_schedule(), config.optimizer().lr(),
+                                      config.train().max_steps()));
+  return ParameterUpdate{std::move(optimizer), schedule};
+}
+
+Recompute RecomputeOf(const config::ParallelConfig& parallel) {
+  switch (parallel.recompute()) {
+    case config::ParallelConfig::SELECTIVE:
+      return Recompute::kSelective;
+    case config::ParallelConfig::FULL:
+      return Recompute::kFull;
+    default:
+      return Recompute::kNone;
+  }
+}
+
+}  // namespace deepnet

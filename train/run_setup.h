@@ -1,0 +1,61 @@
+// What every trainer builds from a RunConfig around its model: the shards and batchers it reads
+// (`prepare` writes them) and the parameter update (optimizer and learning-rate schedule). The
+// single-process Trainer and the pipeline trainer share it, so they read the same batches and
+// update with the same rule.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "configs/deepnet.pb.h"
+#include "kernels/backend.h"
+#include "model/unit.h"
+#include "runtime/status.h"
+#include "text/batcher.h"
+#include "text/shard.h"
+#include "train/lr_schedule.h"
+#include "train/optimizer.h"
+
+namespace deepnet {
+
+// Where the run's files are: the shards `prepare` wrote.
+std::string TrainShardPath(const config::RunConfig& config);  // <data_dir>/train.bin
+std::string ValidShardPath(const config::RunConfig& config);  // <data_dir>/valid.bin
+
+// A token shard; NotFound with a hint when `prepare` has not written it.
+StatusOr<std::unique_ptr<ShardReader>> OpenShard(const std::string& path);
+// The training batcher: one batch per pipeline flush of every replica together,
+// data.max_tokens_per_batch × parallel.micro_batches × parallel.data_parallel tokens (a pipeline
+// trainer splits it into data_parallel × micro_batches micro-batches).
+BatcherOptions TrainBatcherOptions(const config::RunConfig& config);
+
+struct TrainingData {
+  std::unique_ptr<ShardReader> train_shard;
+  std::optional<Batcher> batcher;                // over train_shard, TrainBatcherOptions
+  std::unique_ptr<ShardReader> valid_shard;      // null without validation data
+  std::vector<std::vector<int64_t>> valid_plan;  // example ids of each validation batch
+};
+
+// Opens the training shard and its batcher, and — when train.valid_every > 0, data.valid_tsv is
+// set and the shard exists — the validation shard, planned in order into batches of at most
+// data.max_tokens_per_batch tokens. Resolves model.vocab_size in `config` (0 = the shard's);
+// InvalidArgument when it is smaller than the shard's vocabulary.
+StatusOr<TrainingData> OpenTrainingData(config::RunConfig& config);
+
+struct ParameterUpdate {
+  std::unique_ptr<Optimizer> optimizer;
+  LrSchedule schedule;
+};
+
+// The optimizer over `units` (which must outlive it) and the learning-rate schedule:
+// config.optimizer, config.lr_schedule peaking at optimizer.lr over train.max_steps.
+StatusOr<ParameterUpdate> CreateParameterUpdate(const config::RunConfig& config,
+                                                std::vector<Unit*> units, const Backend& backend);
+
+// parallel.recompute as the model's Recompute.
+Recompute RecomputeOf(const config::ParallelConfig& parallel);
+
+}  // namespace deepnet
