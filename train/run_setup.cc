@@ -1,8 +1,13 @@
 // The data and parameter update every trainer builds from its config (see the header).
 #include "train/run_setup.h"
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include <algorithm>
 #include <filesystem>
+
+#include "configs/config.h"
+#include "train/checkpoint.h"
 
 namespace deepnet {
 namespace {
@@ -94,6 +99,34 @@ Recompute RecomputeOf(const config::ParallelConfig& parallel) {
     default:
       return Recompute::kNone;
   }
+}
+
+StatusOr<int64_t> RestoreCheckpoint(const std::string& checkpoint_dir,
+                                    const config::RunConfig& config,
+                                    const std::vector<Unit*>& units, Optimizer& optimizer,
+                                    const Backend& backend, Batcher& batcher) {
+  ASSIGN_OR_RETURN(TrainingState state, ReadTrainingState(checkpoint_dir));
+  ASSIGN_OR_RETURN(
+      config::RunConfig saved,
+      config::LoadConfigFromText(state.config_text, checkpoint_dir + "/state.json", {}));
+  if (!google::protobuf::util::MessageDifferencer::Equals(saved.model(), config.model())) {
+    return FailedPrecondition(checkpoint_dir + " was trained with another model config:\n" +
+                              saved.model().ShortDebugString() + "\nnow:\n" +
+                              config.model().ShortDebugString());
+  }
+  if (state.seed != config.train().seed()) {
+    return FailedPrecondition(checkpoint_dir + " was trained with train.seed " +
+                              std::to_string(state.seed) + ", the config says " +
+                              std::to_string(config.train().seed()));
+  }
+  RETURN_IF_ERROR(LoadParameters(checkpoint_dir, units, backend));
+  RETURN_IF_ERROR(LoadOptimizerState(checkpoint_dir, optimizer, backend));
+  if (optimizer.step() != state.step) {
+    return DataLoss(checkpoint_dir + ": optimizer step " + std::to_string(optimizer.step()) +
+                    " differs from the state's step " + std::to_string(state.step));
+  }
+  RETURN_IF_ERROR(batcher.Seek(state.data_position));
+  return state.step;
 }
 
 }  // namespace deepnet

@@ -55,6 +55,14 @@ struct ParameterUpdate {
 StatusOr<ParameterUpdate> CreateParameterUpdate(const config::RunConfig& config,
                                                 std::vector<Unit*> units, const Backend& backend);
 
+// Restores a checkpoint written by either trainer into `units`, `optimizer` and `batcher`, after
+// checking that it was trained with the same model config and seed; returns its step.
+// FailedPrecondition names what differs; DataLoss when the optimizer state disagrees with it.
+StatusOr<int64_t> RestoreCheckpoint(const std::string& checkpoint_dir,
+                                    const config::RunConfig& config,
+                                    const std::vector<Unit*>& units, Optimizer& optimizer,
+                                    const Backend& backend, Batcher& batcher);
+
 // parallel.recompute as the model's Recompute.
 Recompute RecomputeOf(const config::ParallelConfig& parallel);
 

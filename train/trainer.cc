@@ -1,8 +1,6 @@
 // The single-process training loop (see the header for the step).
 #include "train/trainer.h"
 
-#include <google/protobuf/util/message_differencer.h>
-
 #include <algorithm>
 
 #include "configs/config.h"
@@ -94,29 +92,9 @@ std::vector<Unit*> Trainer::Units() {
 }
 
 Status Trainer::Restore(const std::string& checkpoint_dir) {
-  ASSIGN_OR_RETURN(TrainingState state, ReadTrainingState(checkpoint_dir));
-  ASSIGN_OR_RETURN(
-      config::RunConfig saved,
-      config::LoadConfigFromText(state.config_text, checkpoint_dir + "/state.json", {}));
-  if (!google::protobuf::util::MessageDifferencer::Equals(saved.model(), config_.model())) {
-    return FailedPrecondition(checkpoint_dir + " was trained with another model config:\n" +
-                              saved.model().ShortDebugString() + "\nnow:\n" +
-                              config_.model().ShortDebugString());
-  }
-  if (state.seed != config_.train().seed()) {
-    return FailedPrecondition(checkpoint_dir + " was trained with train.seed " +
-                              std::to_string(state.seed) + ", the config says " +
-                              std::to_string(config_.train().seed()));
-  }
-  RETURN_IF_ERROR(LoadParameters(checkpoint_dir, Units(), *backend_));
-  RETURN_IF_ERROR(LoadOptimizerState(checkpoint_dir, *optimizer_, *backend_));
-  if (optimizer_->step() != state.step) {
-    return DataLoss(checkpoint_dir + ": optimizer step " + std::to_string(optimizer_->step()) +
-                    " differs from the state's step " + std::to_string(state.step));
-  }
-  RETURN_IF_ERROR(batcher_->Seek(state.data_position));
-  step_ = state.step;
-  last_saved_step_ = state.step;
+  ASSIGN_OR_RETURN(step_, RestoreCheckpoint(checkpoint_dir, config_, Units(), *optimizer_,
+                                            *backend_, *batcher_));
+  last_saved_step_ = step_;
   LOG(INFO) << "resumed from " << checkpoint_dir << " at step " << step_;
   return OkStatus();
 }
