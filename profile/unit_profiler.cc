@@ -283,13 +283,12 @@ StatusOr<ModelProfile> ProfileUnitKinds(const config::ModelConfig& model, const 
     kind.unit_name = info.name;
     kind.count = counts[info.kind];
     counts[info.kind] = 0;
-    ASSIGN_OR_RETURN(std::unique_ptr<Model> probe, BuildUnits(model, info.index, 1, options.seed));
-    kind.param_bytes = static_cast<int64_t>(probe->units().front()->flat_values().nbytes());
-    kind.ring = RingSize(kind.count, kind.param_bytes);
+    kind.ring = RingSize(kind.count, info.num_parameters * int64_t{sizeof(float)});
     ASSIGN_OR_RETURN(std::unique_ptr<Model> built,
                      BuildUnits(model, info.index, kind.ring, options.seed));
     std::vector<Unit*> ring;
     for (const auto& unit : built->units()) ring.push_back(unit.get());
+    kind.param_bytes = static_cast<int64_t>(ring.front()->flat_values().nbytes());
     kind.input_bytes = ReplacedInputBytes(info.kind, embedded);
     const Stream input = info.kind == UnitKind::kEmbedding ? Stream() : embedded;
     const Stream grad_template = GradientTemplate(info.kind, embedded, rng);
