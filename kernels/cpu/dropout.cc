@@ -2,6 +2,7 @@
 #include "kernels/cpu/dropout.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 namespace deepnet::cpu {
@@ -50,17 +51,28 @@ void ApplyMask(T* y, const T* x, int64_t n, float p, const RngStream& stream) {
   // The scale is the fp32 number 1/(1 − p) in every precision and on every backend; p ≥ 1 drops
   // everything (no element passes the test u ≥ p, and 0 avoids 0·∞).
   const T scale = p < 1.0f ? static_cast<T>(1.0f / (1.0f - p)) : T(0);
+  // UniformFromBits(b) ≥ p exactly when the integer b >> 8 ≥ ⌈p·2²⁴⌉ (p·2²⁴ is exact in fp32):
+  // an integer test vectorises where the unsigned-to-float conversion does not.
+  const int32_t threshold =
+      static_cast<int32_t>(std::ceil(std::clamp(p, 0.0f, 1.0f) * 16777216.0f));
   constexpr int64_t kChunk = 4 * kLanes;  // elements per unit of work
   const int64_t chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static)
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     uint32_t words[4][kLanes];
     PhiloxLanes(stream, static_cast<uint32_t>(chunk * kLanes), words);
+    int32_t high_bits[kChunk];  // the 24 bits UniformFromBits uses, in element order
+    for (int i = 0; i < kChunk; ++i) high_bits[i] = static_cast<int32_t>(words[i % 4][i / 4] >> 8);
     const int64_t first = chunk * kChunk;
-    const int64_t count = std::min(kChunk, n - first);
-    for (int64_t i = 0; i < count; ++i) {
-      const bool keep = UniformFromBits(words[i % 4][i / 4]) >= p;
-      y[first + i] = keep ? x[first + i] * scale : T(0);
+    const int count = static_cast<int>(std::min(kChunk, n - first));
+    const T* x_chunk = x + first;
+    T* y_chunk = y + first;
+    // In place (y = x) is fine element by element; the product is taken either way so that the
+    // choice is a blend, not a branch.
+#pragma omp simd
+    for (int i = 0; i < count; ++i) {
+      const T kept = x_chunk[i] * scale;
+      y_chunk[i] = high_bits[i] >= threshold ? kept : T(0);
     }
   }
 }

@@ -6,12 +6,14 @@
 // bits. So OpenBLAS is only ever called single-threaded, on panels of C fixed by the shape alone,
 // and OpenMP spreads the panels over threads: the same calls whatever OMP_NUM_THREADS is. The
 // price is that each panel re-packs the operand it shares with the others (see gemm_bench.cc).
+// Products with too small a C for panels but a long k are cut along k, summed in a fixed order.
 #include "kernels/cpu/gemm.h"
 
 #include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "kernels/cpu/bias.h"
 
@@ -58,12 +60,65 @@ Panels choose_panels(int m, int n) {
   return {along_rows, width, (extent + width - 1) / width};
 }
 
+// A product too narrow for two panels of C but deep in k (a weight gradient: OC×C summed over
+// many tokens) cuts k instead, into a power-of-two count of parts of at least kMinPartDepth, each
+// doing at least kMinPartProducts multiply-adds so that the extra pass over C pays.
+constexpr int kMinPartDepth = 512;
+constexpr int64_t kMinPartProducts = int64_t{1} << 23;
+
+int choose_depth_parts(int m, int n, int k, const Panels& panels) {
+  if (panels.count > 1) return 1;
+  int parts = 1;
+  while (parts < kMaxPanels && k / (2 * parts) >= kMinPartDepth &&
+         int64_t{m} * n * (k / (2 * parts)) >= kMinPartProducts) {
+    parts *= 2;
+  }
+  return parts;
+}
+
 // A stride of 0 means packed; BLAS also wants every stride ≥ 1 even for empty matrices.
 int row_stride(int requested, int stored_columns) {
   return std::max(1, requested != 0 ? requested : stored_columns);
 }
 
 }  // namespace
+
+// C = alpha·op(A)·op(B) + beta·C as parts along k: part 0 goes straight into C, the others into
+// scratch blocks that are then added to C in part order. Every element is the same sum whatever the
+// thread count.
+template <typename T>
+void gemm_depth_parts(T* c, const T* a, const T* b, int m, int n, int k, int parts,
+                      CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, T alpha, T beta, int lda,
+                      int ldb, int ldc) {
+  const int depth = (k + parts - 1) / parts;
+  const int64_t block = int64_t{m} * n;
+  std::vector<T> partial(static_cast<size_t>((parts - 1) * block));
+#pragma omp parallel num_threads(std::min(parts, omp_get_max_threads()))
+  {
+    omp_set_num_threads(1);  // this region's own setting: OpenBLAS below stays single-threaded
+#pragma omp for schedule(static)
+    for (int part = 0; part < parts; ++part) {
+      const int begin = part * depth, part_depth = std::min(depth, k - begin);
+      const T* a_part = trans_a == CblasTrans ? a + int64_t{begin} * lda : a + begin;
+      const T* b_part = trans_b == CblasTrans ? b + begin : b + int64_t{begin} * ldb;
+      if (part == 0) {
+        blas_gemm(trans_a, trans_b, m, n, part_depth, alpha, a_part, lda, b_part, ldb, beta, c,
+                  ldc);
+      } else {
+        blas_gemm(trans_a, trans_b, m, n, part_depth, alpha, a_part, lda, b_part, ldb, T{0},
+                  partial.data() + (part - 1) * block, n);
+      }
+    }
+  }
+#pragma omp parallel for schedule(static) if (block * (parts - 1) >= kParallelMinElements)
+  for (int row = 0; row < m; ++row) {
+    T* c_row = c + int64_t{row} * ldc;
+    for (int part = 1; part < parts; ++part) {
+      const T* p_row = partial.data() + (part - 1) * block + int64_t{row} * n;
+      for (int column = 0; column < n; ++column) c_row[column] += p_row[column];
+    }
+  }
+}
 
 template <typename T>
 void gemm(T* c, const T* a, const T* b, int m, int n, int k, bool trans_a, bool trans_b, T alpha,
@@ -75,6 +130,10 @@ void gemm(T* c, const T* a, const T* b, int m, int n, int k, bool trans_a, bool 
   ldb = row_stride(ldb, trans_b ? k : n);
   ldc = row_stride(ldc, n);
   const Panels panels = choose_panels(m, n);
+  if (const int parts = choose_depth_parts(m, n, k, panels); parts > 1) {
+    return gemm_depth_parts(c, a, b, m, n, k, parts, blas_trans_a, blas_trans_b, alpha, beta, lda,
+                            ldb, ldc);
+  }
 #pragma omp parallel num_threads(std::min(panels.count, omp_get_max_threads()))
   {
     omp_set_num_threads(1);  // this region's own setting: OpenBLAS below stays single-threaded

@@ -40,13 +40,16 @@ TEST(DropoutTest, EmpiricalKeepRate) {
 
 TEST(DropoutTest, KeptValuesAreScaledDroppedAreZero) {
   constexpr int64_t kN = 1001;  // not a multiple of four
-  const float p = 0.25f;
   const std::vector<float> x = ToFloat(RandomVector(kN, 1));
-  std::vector<float> y(kN);
-  dropout_forward(y.data(), x.data(), kN, p, kStream);
-  for (int64_t i = 0; i < kN; ++i) {
-    const float expected = dropout_keep(kStream, i, p) ? x[i] * (1.0f / (1.0f - p)) : 0.0f;
-    EXPECT_EQ(y[i], expected) << i;
+  // Rates that are not binary fractions too: the kernel's integer threshold must agree with the
+  // float test of dropout_keep on every element.
+  for (const float p : {0.1f, 0.25f, 0.3f, 0.999f, 1.0f}) {
+    std::vector<float> y(kN);
+    dropout_forward(y.data(), x.data(), kN, p, kStream);
+    for (int64_t i = 0; i < kN; ++i) {
+      const float expected = dropout_keep(kStream, i, p) ? x[i] * (1.0f / (1.0f - p)) : 0.0f;
+      EXPECT_EQ(y[i], expected) << "p=" << p << " element " << i;
+    }
   }
 }
 

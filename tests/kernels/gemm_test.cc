@@ -139,9 +139,28 @@ TEST(GemmTest, StridedBatchedMatchesPerMatrixReference) {
 // Multi-threaded OpenBLAS calls change bits with the thread count (k = 700, 1000 block differently;
 // m = 150, n = 130 put edge kernels at the thread cuts); gemm must hide that. The last two shapes
 // are cut into several panels (2 along rows, then 4 along columns).
+// Small C, long k (weight gradients): these are cut along k into 2 and 8 parts, the second with a
+// shorter last part; alpha and beta apply once.
+TEST(GemmTest, DeepProductsCutAlongKMatchNaive) {
+  for (const GemmShape shape : {GemmShape{48, 96, 4001}, GemmShape{64, 64, 16384}}) {
+    for (const auto& [trans_a, trans_b] : {std::pair{true, false}, std::pair{false, true}}) {
+      const int m = shape.m, n = shape.n, k = shape.k;
+      const auto a = RandomVector(m * k, 31), b = RandomVector(k * n, 32);
+      const auto c0 = RandomVector(m * n, 33);
+      std::vector<double> expected = c0;
+      NaiveGemm(expected, a, b, m, n, k, trans_a, trans_b, 0.5, 2.0, trans_a ? m : k,
+                trans_b ? k : n, n);
+      std::vector<float> c = ToFloat(c0);
+      gemm(c.data(), ToFloat(a).data(), ToFloat(b).data(), m, n, k, trans_a, trans_b, 0.5f, 2.0f);
+      EXPECT_LT(MaxRelativeError(ToDouble(c), expected), 1e-4) << "m=" << m << " k=" << k;
+    }
+  }
+}
+
 TEST(GemmTest, ResultsAreIndependentOfThreadCount) {
-  for (const GemmShape shape : {GemmShape{150, 130, 700}, GemmShape{64, 96, 1000},
-                                GemmShape{520, 70, 50}, GemmShape{40, 2100, 20}}) {
+  for (const GemmShape shape :
+       {GemmShape{150, 130, 700}, GemmShape{64, 96, 1000}, GemmShape{520, 70, 50},
+        GemmShape{40, 2100, 20}, GemmShape{64, 64, 16384}}) {
     for (const bool trans_a : {false, true}) {
       const int m = shape.m, n = shape.n, k = shape.k, batch = 3;
       const auto a = ToFloat(RandomVector(batch * m * k, 9));
