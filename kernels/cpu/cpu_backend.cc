@@ -1,6 +1,4 @@
 // The CPU backend: Backend over kernels/cpu, dispatching on dtype (f32, f64).
-#include <cstring>
-
 #include "kernels/backend.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
@@ -47,9 +45,7 @@ class Cpu final : public Backend {
   Device device() const override { return Device::Cpu(); }
   std::string_view name() const override { return "cpu"; }
 
-  void Zero(const Tensor& t) const override {
-    if (t.nbytes()) std::memset(t.raw_data(), 0, t.nbytes());
-  }
+  void Zero(const Tensor& t) const override { cpu::zero_bytes(t.raw_data(), t.nbytes()); }
   void Copy(const Tensor& dst, const Tensor& src) const override {
     Tensor d = dst;
     d.CopyFrom(src);

@@ -1,5 +1,8 @@
-// Small pointwise helpers over n elements: add, axpy, scale.
+// Small pointwise helpers over n elements: add, axpy, scale; and zeroing memory.
 #include "kernels/cpu/elementwise.h"
+
+#include <algorithm>
+#include <cstring>
 
 namespace deepnet::cpu {
 namespace {
@@ -28,6 +31,19 @@ template <typename T>
 void scale(T* y, const T* x, T alpha, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMinElements)
   for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i];
+}
+
+void zero_bytes(void* data, size_t bytes) {
+  // One memset per thread: a single thread cannot use the whole memory bandwidth.
+  constexpr size_t kParallelMinBytes = size_t{1} << 20;
+  constexpr size_t kBlock = size_t{1} << 16;  // fixed blocks, whatever the thread count
+  auto* first = static_cast<unsigned char*>(data);
+  const int64_t blocks = static_cast<int64_t>((bytes + kBlock - 1) / kBlock);
+#pragma omp parallel for schedule(static) if (bytes >= kParallelMinBytes)
+  for (int64_t block = 0; block < blocks; ++block) {
+    const size_t begin = static_cast<size_t>(block) * kBlock;
+    std::memset(first + begin, 0, std::min(kBlock, bytes - begin));
+  }
 }
 
 #define DEEPNET_INSTANTIATE_ELEMENTWISE(T)               \

@@ -1,6 +1,7 @@
 // Small pointwise helpers the model needs between the big ops.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace deepnet::cpu {
@@ -14,5 +15,7 @@ void axpy(T* y, const T* x, T alpha, int64_t n);
 // y = alpha · x (y may alias x).
 template <typename T>
 void scale(T* y, const T* x, T alpha, int64_t n);
+// Sets `bytes` bytes at `data` to zero, large blocks split over the threads.
+void zero_bytes(void* data, size_t bytes);
 
 }  // namespace deepnet::cpu

@@ -31,11 +31,13 @@ void blas_gemm(CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int m, int n, i
   cblas_dgemm(CblasRowMajor, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-// Panels are cut along the rows of C when there are enough rows (each panel then re-packs B,
-// which costs OpenBLAS less than re-packing A: 2-4% against 4-14% at the model's shapes), else
-// along its columns. Their count is a power of two (an even share for 2, 4, 8... threads), each
-// about kPanelWidth wide so that the re-packing stays small next to the panel's own product; but
-// at least two panels from 2·kMinPanelWidth on, so that two threads share mid-size products.
+// Panels are cut along the rows of C when there are enough rows and C is not four or more times
+// wider than tall (each panel then re-packs B, which costs OpenBLAS less than re-packing A: 2-4%
+// against 4-14% at the model's shapes; but in a C that wide, B is so much the larger operand that
+// re-packing it costs more, up to 8% at N=512, FFN 4096), else along its columns. Their count is a
+// power of two (an even share for 2, 4, 8... threads), each about kPanelWidth wide so that the
+// re-packing stays small next to the panel's own product; but at least two panels from
+// 2·kMinPanelWidth on, so that two threads share mid-size products.
 constexpr int kPanelWidth = 512;
 constexpr int kMinPanelWidth = 256;
 constexpr int kMaxPanels = 64;
@@ -51,7 +53,7 @@ struct Panels {
 };
 
 Panels choose_panels(int m, int n) {
-  const bool along_rows = m >= 2 * kMinPanelWidth || m >= n;
+  const bool along_rows = (m >= 2 * kMinPanelWidth && n < 4 * m) || m >= n;
   const int extent = along_rows ? m : n;
   int count = extent >= 2 * kMinPanelWidth ? 2 : 1;
   while (count < kMaxPanels && extent / (2 * count) >= kPanelWidth) count *= 2;

@@ -133,5 +133,16 @@ TEST(ElementwiseTest, DoublePrecisionAxpyAccumulates) {
   for (int64_t i = 0; i < n; ++i) EXPECT_EQ(y[i], 2 * x[i]);
 }
 
+// Zeroing touches exactly the bytes asked for, in the serial and the parallel size range.
+TEST(ElementwiseTest, ZeroBytesClearsExactlyTheRange) {
+  for (const size_t bytes : {size_t{0}, size_t{5}, size_t{65536}, (size_t{1} << 21) + 3}) {
+    std::vector<unsigned char> buffer(bytes + 2, 0xAB);
+    zero_bytes(buffer.data() + 1, bytes);
+    EXPECT_EQ(buffer.front(), 0xAB);
+    EXPECT_EQ(buffer.back(), 0xAB);
+    for (size_t i = 1; i <= bytes; ++i) ASSERT_EQ(buffer[i], 0) << "byte " << i << " of " << bytes;
+  }
+}
+
 }  // namespace
 }  // namespace deepnet::cpu
