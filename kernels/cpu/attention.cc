@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/vector_math.h"
+
 namespace deepnet::cpu {
 namespace {
 
@@ -63,8 +65,10 @@ void MaskedSoftmaxRow(T* row, int Tk, int visible, const uint8_t* padding) {
   }
   if (!any) return std::fill(row, row + Tk, T(0));
   double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
   for (int j = 0; j < Tk; ++j) {
-    row[j] = masked(j) ? T(0) : std::exp(row[j] - max);
+    const T e = Exp(row[j] - max);  // for every key, so that the loop is a blend, not a branch
+    row[j] = masked(j) ? T(0) : e;
     sum += static_cast<double>(row[j]);
   }
   const T inv_sum = static_cast<T>(1.0 / sum);
