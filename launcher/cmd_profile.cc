@@ -65,11 +65,8 @@ ProfileShape ChooseShape(const config::RunConfig& config, std::string* source) {
   *source = "default lengths (no shard at " + TrainShardPath(config) + ")";
   StatusOr<ShardReader> shard = ShardReader::Open(TrainShardPath(config));
   if (shard.ok() && shard->num_examples() > 0) {
-    std::vector<int32_t> source_lengths, target_lengths;
-    for (int64_t e = 0; e < shard->num_examples(); ++e) {
-      source_lengths.push_back(shard->source_length(e));
-      target_lengths.push_back(shard->target_length(e));
-    }
+    const std::vector<int32_t> source_lengths = shard->source_lengths();
+    const std::vector<int32_t> target_lengths = shard->target_lengths();
     StatusOr<std::vector<std::vector<int64_t>>> plan =
         PlanEpoch(source_lengths, target_lengths, TrainBatcherOptions(config), 0);
     if (plan.ok() && !plan->empty()) {

@@ -182,15 +182,15 @@ StatusOr<Batcher> Batcher::Create(const ShardReader* shard, const BatcherOptions
   }
   if (shard->num_examples() == 0) return FailedPrecondition(shard->path() + ": no examples");
   Batcher batcher(shard, options);
+  batcher.source_lengths_ = shard->source_lengths();
+  batcher.target_lengths_ = shard->target_lengths();
   for (int64_t e = 0; e < shard->num_examples(); ++e) {
-    const int32_t source = shard->source_length(e), target = shard->target_length(e);
+    const int32_t source = batcher.source_lengths_[e], target = batcher.target_lengths_[e];
     if (source + target > options.max_tokens) {
       return InvalidArgument(shard->path() + ": example " + std::to_string(e) + " has " +
                              std::to_string(source) + " + " + std::to_string(target) +
                              " tokens, more than max_tokens " + std::to_string(options.max_tokens));
     }
-    batcher.source_lengths_.push_back(source);
-    batcher.target_lengths_.push_back(target);
   }
   RETURN_IF_ERROR(batcher.LoadEpoch(0));
   return batcher;

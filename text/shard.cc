@@ -215,4 +215,16 @@ int32_t ShardReader::target_length(int64_t example) const {
   return static_cast<int32_t>(target_offsets_[example + 1] - target_offsets_[example]);
 }
 
+std::vector<int32_t> ShardReader::source_lengths() const {
+  std::vector<int32_t> lengths(static_cast<size_t>(num_examples()));
+  for (int64_t e = 0; e < num_examples(); ++e) lengths[e] = source_length(e);
+  return lengths;
+}
+
+std::vector<int32_t> ShardReader::target_lengths() const {
+  std::vector<int32_t> lengths(static_cast<size_t>(num_examples()));
+  for (int64_t e = 0; e < num_examples(); ++e) lengths[e] = target_length(e);
+  return lengths;
+}
+
 }  // namespace deepnet

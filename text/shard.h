@@ -87,6 +87,9 @@ class ShardReader {
   std::span<const int32_t> target(int64_t example) const;  // pieces + </s>
   int32_t source_length(int64_t example) const;
   int32_t target_length(int64_t example) const;
+  // Every example's length, in example order: what the batch planner (PlanEpoch) reads.
+  std::vector<int32_t> source_lengths() const;
+  std::vector<int32_t> target_lengths() const;
 
  private:
   ShardReader() = default;

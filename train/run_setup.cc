@@ -15,15 +15,10 @@ namespace {
 // The validation shard in order (no shuffle), in batches of data.max_tokens_per_batch tokens.
 StatusOr<std::vector<std::vector<int64_t>>> PlanValidation(const ShardReader& shard,
                                                            const config::RunConfig& config) {
-  std::vector<int32_t> source_lengths, target_lengths;
-  for (int64_t e = 0; e < shard.num_examples(); ++e) {
-    source_lengths.push_back(shard.source_length(e));
-    target_lengths.push_back(shard.target_length(e));
-  }
   BatcherOptions options;
   options.max_tokens = config.data().max_tokens_per_batch();
   options.shuffle = false;
-  return PlanEpoch(source_lengths, target_lengths, options, 0);
+  return PlanEpoch(shard.source_lengths(), shard.target_lengths(), options, 0);
 }
 
 }  // namespace

@@ -70,6 +70,8 @@ TEST_F(ShardTest, RoundTrip) {
   EXPECT_EQ(ToVector(reader->target(1)), (std::vector<int32_t>{8, 9, 4, 3}));
   EXPECT_EQ(ToVector(reader->source(2)), (std::vector<int32_t>{9, 9, 9, 9, 3}));
   EXPECT_EQ(reader->target_length(2), 2);
+  EXPECT_EQ(reader->source_lengths(), (std::vector<int32_t>{3, 1, 5}));
+  EXPECT_EQ(reader->target_lengths(), (std::vector<int32_t>{2, 4, 2}));
   // Moving keeps the mapping valid.
   ShardReader moved = std::move(*reader);
   EXPECT_EQ(ToVector(moved.target(0)), (std::vector<int32_t>{7, 3}));
