@@ -1,7 +1,6 @@
 // exp that vectorises: inside an `omp simd` loop it inlines to vector instructions, where a call
 // to the C library's expf stays one scalar call per element.
-#ifndef DEEPNET_KERNELS_CPU_VECTOR_MATH_H_
-#define DEEPNET_KERNELS_CPU_VECTOR_MATH_H_
+#pragma once
 
 #include <bit>
 #include <cmath>
@@ -50,5 +49,3 @@ inline T Exp(T x) {
 }
 
 }  // namespace deepnet::cpu
-
-#endif  // DEEPNET_KERNELS_CPU_VECTOR_MATH_H_
