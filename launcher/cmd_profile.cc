@@ -19,6 +19,7 @@
 #include "runtime/atomic_file.h"
 #include "text/batcher.h"
 #include "text/shard.h"
+#include "train/run_setup.h"
 #include "train/trainer.h"
 
 DECLARE_int32(stages);
@@ -43,17 +44,6 @@ namespace deepnet {
 namespace {
 
 constexpr int64_t kDefaultLength = 32;
-
-Recompute RecomputeOf(config::ParallelConfig::Recompute recompute) {
-  switch (recompute) {
-    case config::ParallelConfig::SELECTIVE:
-      return Recompute::kSelective;
-    case config::ParallelConfig::FULL:
-      return Recompute::kFull;
-    default:
-      return Recompute::kNone;
-  }
-}
 
 // The mean micro-batch of the first training epoch as the trainer's batcher packs it: every
 // global batch of the plan is split over the replicas and micro-batches, rows padded to the
@@ -169,7 +159,7 @@ Status RunProfileCommand(const CommandLine& command_line) {
   UnitProfileOptions options;
   options.warmup = FLAGS_warmup;
   options.repetitions = FLAGS_reps;
-  options.recompute = RecomputeOf(config.parallel().recompute());
+  options.recompute = RecomputeOf(config.parallel());
   options.seed = config.train().seed();
   options.optimizer = OptimizerOptions::FromConfig(config);
   std::cout << "profiling " << model.encoder_layers() << "+" << model.decoder_layers()

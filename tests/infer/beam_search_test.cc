@@ -394,15 +394,25 @@ TEST(NoRepeatNgramTest, ASizeLongerThanAnyHypothesisChangesNothing) {
   }
 }
 
-// On a real (tiny, random-weight) model: beam 1 equals greedy, and every hypothesis's log_prob is
-// what the model assigns to its tokens and </s> when they are fed back.
-TEST(BeamSearchModelTest, HypothesesScoreWhatTheModelSays) {
+// A tiny random-weight DeepNorm translation model with three sources of 4, 6 and 2 tokens, encoded.
+class BeamSearchModelTest : public ::testing::Test {
+ protected:
+  BeamSearchModelTest() {
+    const auto [tokens, mask] = testing::PadSources(sources);
+    encoded = *EncodeSource(*model, tokens, mask);
+  }
+
   const config::ModelConfig config = testing::TinyTranslationConfig(config::ModelConfig::DEEPNORM);
   std::unique_ptr<Model> model = testing::BuildTinyModel(config, DType::kF64);
-  const auto sources = testing::RandomSources({4, 6, 2}, config.vocab_size(), 9);
-  const auto [tokens, mask] = testing::PadSources(sources);
-  const EncodedSource encoded = *EncodeSource(*model, tokens, mask);
+  const std::vector<std::vector<int32_t>> sources =
+      testing::RandomSources({4, 6, 2}, config.vocab_size(), 9);
+  EncodedSource encoded;
   const std::vector<int64_t> lengths = {4, 6, 2};
+};
+
+// On a real (tiny, random-weight) model: beam 1 equals greedy, and every hypothesis's log_prob is
+// what the model assigns to its tokens and </s> when they are fed back.
+TEST_F(BeamSearchModelTest, HypothesesScoreWhatTheModelSays) {
   DecodeOptions options = Options(1, 1.0, 3);
   options.max_positions = config.max_positions();
 
@@ -442,13 +452,7 @@ TEST(BeamSearchModelTest, HypothesesScoreWhatTheModelSays) {
 
 // On the same model with bigram blocking: beam 1 still equals greedy, and no output repeats a
 // bigram, though the unblocked outputs do.
-TEST(BeamSearchModelTest, NoRepeatNgramHoldsOnAModel) {
-  const config::ModelConfig config = testing::TinyTranslationConfig(config::ModelConfig::DEEPNORM);
-  std::unique_ptr<Model> model = testing::BuildTinyModel(config, DType::kF64);
-  const auto sources = testing::RandomSources({4, 6, 2}, config.vocab_size(), 9);
-  const auto [tokens, mask] = testing::PadSources(sources);
-  const EncodedSource encoded = *EncodeSource(*model, tokens, mask);
-  const std::vector<int64_t> lengths = {4, 6, 2};
+TEST_F(BeamSearchModelTest, NoRepeatNgramHoldsOnAModel) {
   DecodeOptions options = NoRepeat(1, 0, 2.0, 6);
   options.max_positions = config.max_positions();
 
