@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "kernels/cpu/vector_math.h"
@@ -52,26 +53,34 @@ int VisibleKeys(const AttentionShape& s, int i) {
 }
 
 // In place over one row of scores: masked softmax, max-subtracted. Keys j ≥ visible and padded
-// keys get 0; a row with no visible key becomes all zeros.
+// keys get 0; a row with no visible key becomes all zeros. Masked scores become −∞ first, so that
+// every loop is a blend over the whole row, not a branch per key (exp(−∞ − max) = 0).
 template <typename T>
 void MaskedSoftmaxRow(T* row, int Tk, int visible, const uint8_t* padding) {
-  auto masked = [&](int j) { return j >= visible || (padding != nullptr && padding[j] != 0); };
-  T max = 0;
-  bool any = false;
-  for (int j = 0; j < Tk; ++j) {
-    if (masked(j)) continue;
-    max = any ? std::max(max, row[j]) : row[j];
-    any = true;
+  constexpr T kMasked = -std::numeric_limits<T>::infinity();
+  T max = kMasked;
+  if (padding == nullptr) {
+#pragma omp simd reduction(max : max)
+    for (int j = 0; j < Tk; ++j) {
+      row[j] = j < visible ? row[j] : kMasked;
+      max = row[j] > max ? row[j] : max;
+    }
+  } else {
+#pragma omp simd reduction(max : max)
+    for (int j = 0; j < Tk; ++j) {
+      row[j] = j < visible && padding[j] == 0 ? row[j] : kMasked;
+      max = row[j] > max ? row[j] : max;
+    }
   }
-  if (!any) return std::fill(row, row + Tk, T(0));
+  if (max == kMasked) return std::fill(row, row + Tk, T(0));
   double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
   for (int j = 0; j < Tk; ++j) {
-    const T e = Exp(row[j] - max);  // for every key, so that the loop is a blend, not a branch
-    row[j] = masked(j) ? T(0) : e;
+    row[j] = Exp(row[j] - max);
     sum += static_cast<double>(row[j]);
   }
   const T inv_sum = static_cast<T>(1.0 / sum);
+#pragma omp simd
   for (int j = 0; j < Tk; ++j) row[j] *= inv_sum;
 }
 
