@@ -14,7 +14,7 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <vector>
+#include <memory>
 
 #include "kernels/cpu/bias.h"
 
@@ -104,7 +104,10 @@ void gemm_depth_parts(T* c, const T* a, const T* b, int m, int n, int k, int par
                       int ldb, int ldc) {
   const int depth = (k + parts - 1) / parts;
   const int64_t block = int64_t{m} * n;
-  std::vector<T> partial(static_cast<size_t>((parts - 1) * block));
+  // Uninitialised: each part's call overwrites its block (β = 0), and zeroing 1–3 blocks of C's
+  // size first would cost as much as the sum below.
+  const auto partial =
+      std::make_unique_for_overwrite<T[]>(static_cast<size_t>((parts - 1) * block));
 #pragma omp parallel num_threads(std::min(parts, omp_get_max_threads()))
   {
     omp_set_num_threads(1);  // this region's own setting: OpenBLAS below stays single-threaded
@@ -118,7 +121,7 @@ void gemm_depth_parts(T* c, const T* a, const T* b, int m, int n, int k, int par
                   ldc);
       } else {
         blas_gemm(trans_a, trans_b, m, n, part_depth, alpha, a_part, lda, b_part, ldb, T{0},
-                  partial.data() + (part - 1) * block, n);
+                  partial.get() + (part - 1) * block, n);
       }
     }
   }
@@ -126,7 +129,7 @@ void gemm_depth_parts(T* c, const T* a, const T* b, int m, int n, int k, int par
   for (int row = 0; row < m; ++row) {
     T* c_row = c + int64_t{row} * ldc;
     for (int part = 1; part < parts; ++part) {
-      const T* p_row = partial.data() + (part - 1) * block + int64_t{row} * n;
+      const T* p_row = partial.get() + (part - 1) * block + int64_t{row} * n;
       for (int column = 0; column < n; ++column) c_row[column] += p_row[column];
     }
   }
