@@ -23,7 +23,7 @@ struct Layer {
   const char* name;
   int in_mult, out_mult;  // C = in_mult·d, OC = out_mult·d
 };
-constexpr Layer kLayers[] = {{"qkv", 1, 3}, {"ffn_in", 1, 4}, {"ffn_out", 4, 1}};
+constexpr Layer kLayers[] = {{"proj", 1, 1}, {"qkv", 1, 3}, {"ffn_in", 1, 4}, {"ffn_out", 4, 1}};
 
 enum class Product { kForward, kBackwardData, kBackwardWeight };
 enum class Variant { kRaw, kGemm, kLinear };
