@@ -6,7 +6,7 @@
 // 2-D views are formed by the caller with Reshape: x (N, C) with N = B·T tokens.
 //
 // Invariants (as the CPU kernels): parameter gradients accumulate (+=), activation gradients
-// overwrite (=); results do not depend on the thread count.
+// overwrite (=) unless an op says otherwise; results do not depend on the thread count.
 #pragma once
 
 #include <memory>
@@ -20,6 +20,10 @@
 namespace deepnet {
 
 enum class ActivationKind { kRelu, kGelu };
+
+// How an op writes an activation gradient: kAdd sums into the tensor's contents (a GEMM with
+// β = 1), which saves a separate add where several paths meet (q/k/v, the residual).
+enum class GradWrite { kOverwrite, kAdd };
 
 class Backend {
  public:
@@ -39,9 +43,10 @@ class Backend {
   // --- linear: out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias ---
   virtual void LinearForward(const Tensor& out, const Tensor& inp, const Tensor& weight,
                              const Tensor* bias) const = 0;
-  // dinp (may be null) overwrite; dweight, dbias (may be null) accumulate.
-  virtual void LinearBackward(const Tensor* dinp, const Tensor& dweight, const Tensor* dbias,
-                              const Tensor& dout, const Tensor& inp,
+  // dinp = dout·weight, written as dinp_write says; dweight += doutᵀ·inp, dbias += Σ_n dout.
+  // Each of dinp, dweight, dbias may be null (an input-only pass leaves the parameters for later).
+  virtual void LinearBackward(const Tensor* dinp, GradWrite dinp_write, const Tensor* dweight,
+                              const Tensor* dbias, const Tensor& dout, const Tensor& inp,
                               const Tensor& weight) const = 0;
 
   // --- normalisation over the last dim; mean, rstd (N) ---

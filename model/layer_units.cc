@@ -22,13 +22,6 @@ ResidualSpec MakeResidual(const ModelSettings& s, double alpha, const Parameter&
   return ResidualSpec{s.pre_norm, alpha, s.layernorm_eps, &weight, &bias};
 }
 
-// dxq + dxk + dxv, in that order, in dxq's buffer (fresh, held by nothing else).
-Tensor SumInputGrads(const Backend& backend, const AttentionInputGrads& grads) {
-  backend.Add(grads.dxq, grads.dxq, grads.dxk);
-  backend.Add(grads.dxq, grads.dxq, grads.dxv);
-  return grads.dxq;
-}
-
 class EncoderLayerSaved final : public SavedActivations {
  public:
   int64_t bytes() const override {
@@ -110,16 +103,15 @@ void EncoderLayerUnit::RunBackward(const StepContext& ctx, const MicroBatch& mb,
   const auto& s = dynamic_cast<const EncoderLayerSaved&>(saved);
   CHECK(!IsEmpty(grad.enc)) << name_ << ": no gradient of the encoder states";
   const Backend& b = backend(ctx);
-  Tensor dout, dskip;
 
-  ResidualEndBackward(b, ffn_residual_, grad.enc, s.ffn_residual, work, &dout, &dskip);
-  Tensor din = FfnBlockBackward(b, ffn_, dout, s.ffn_residual.input(), s.ffn, work);
-  Tensor dy = ResidualBeginBackward(b, ffn_residual_, din, dskip, s.ffn_residual, work);
+  ResidualGrads g = ResidualEndBackward(b, ffn_residual_, grad.enc, s.ffn_residual, work);
+  FfnBlockBackward(b, ffn_, g.dout, s.ffn_residual.input(), s.ffn, g.dinput, work);
+  const Tensor dy = ResidualBeginBackward(b, ffn_residual_, g, s.ffn_residual, work);
 
-  ResidualEndBackward(b, attention_residual_, dy, s.attention_residual, work, &dout, &dskip);
+  g = ResidualEndBackward(b, attention_residual_, dy, s.attention_residual, work);
   const Tensor& in = s.attention_residual.input();
-  din = SumInputGrads(b, AttentionBlockBackward(b, self_attn_, dout, in, in, s.attention, work));
-  grad.enc = ResidualBeginBackward(b, attention_residual_, din, dskip, s.attention_residual, work);
+  AttentionBlockBackward(b, self_attn_, g.dout, in, in, s.attention, g.dinput, g.dinput, work);
+  grad.enc = ResidualBeginBackward(b, attention_residual_, g, s.attention_residual, work);
 }
 
 // --- decoder layer ---
@@ -184,30 +176,27 @@ void DecoderLayerUnit::RunBackward(const StepContext& ctx, const MicroBatch& mb,
   const auto& s = dynamic_cast<const DecoderLayerSaved&>(saved);
   CHECK(!IsEmpty(grad.dec)) << name_ << ": no gradient of the decoder states";
   const Backend& b = backend(ctx);
-  Tensor dout, dskip;
 
-  ResidualEndBackward(b, ffn_residual_, grad.dec, s.ffn_residual, work, &dout, &dskip);
-  Tensor din = FfnBlockBackward(b, ffn_, dout, s.ffn_residual.input(), s.ffn, work);
-  Tensor dy = ResidualBeginBackward(b, ffn_residual_, din, dskip, s.ffn_residual, work);
+  ResidualGrads g = ResidualEndBackward(b, ffn_residual_, grad.dec, s.ffn_residual, work);
+  FfnBlockBackward(b, ffn_, g.dout, s.ffn_residual.input(), s.ffn, g.dinput, work);
+  Tensor dy = ResidualBeginBackward(b, ffn_residual_, g, s.ffn_residual, work);
 
   if (settings_.has_encoder) {
-    ResidualEndBackward(b, cross_residual_, dy, s.cross_residual, work, &dout, &dskip);
-    const AttentionInputGrads cross = AttentionBlockBackward(
-        b, cross_attn_, dout, s.cross_residual.input(), s.memory, s.cross_attention, work);
-    dy = ResidualBeginBackward(b, cross_residual_, cross.dxq, dskip, s.cross_residual, work);
-    // The first decoder layer in backward order starts the sum; the others add to it.
+    // The first decoder layer in backward order starts the encoder output's gradient; every
+    // layer's k and v projections add to it.
     if (IsEmpty(grad.enc)) {
       grad.enc = b.Zeros(s.memory.shape(), s.memory.dtype(), MemoryCategory::kActivations);
     }
-    b.Add(grad.enc, grad.enc, cross.dxk);
-    b.Add(grad.enc, grad.enc, cross.dxv);
+    g = ResidualEndBackward(b, cross_residual_, dy, s.cross_residual, work);
+    AttentionBlockBackward(b, cross_attn_, g.dout, s.cross_residual.input(), s.memory,
+                           s.cross_attention, g.dinput, grad.enc, work);
+    dy = ResidualBeginBackward(b, cross_residual_, g, s.cross_residual, work);
   }
 
-  ResidualEndBackward(b, self_residual_, dy, s.self_residual, work, &dout, &dskip);
+  g = ResidualEndBackward(b, self_residual_, dy, s.self_residual, work);
   const Tensor& in = s.self_residual.input();
-  din =
-      SumInputGrads(b, AttentionBlockBackward(b, self_attn_, dout, in, in, s.self_attention, work));
-  grad.dec = ResidualBeginBackward(b, self_residual_, din, dskip, s.self_residual, work);
+  AttentionBlockBackward(b, self_attn_, g.dout, in, in, s.self_attention, g.dinput, g.dinput, work);
+  grad.dec = ResidualBeginBackward(b, self_residual_, g, s.self_residual, work);
 }
 
 // --- final LayerNorm (Pre-LN) ---

@@ -73,7 +73,7 @@ void OutputUnit::RunBackward(const StepContext& ctx, const MicroBatch& mb,
   b.CrossEntropyBackward(dlogits, s.logits, s.lse, mb.target, ctx.loss_scale, s.label_smoothing,
                          s.pad_id);
   Tensor dx = NewLike(b, s.x);
-  work.Linear(&dx, *weight_, nullptr, dlogits, s.x);
+  work.Linear(&dx, GradWrite::kOverwrite, *weight_, nullptr, dlogits, s.x);
   States(grad) = dx;
 }
 

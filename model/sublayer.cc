@@ -58,36 +58,38 @@ Tensor ResidualEnd(const Backend& backend, const ResidualSpec& spec, const Dropo
   return y;
 }
 
-void ResidualEndBackward(const Backend& backend, const ResidualSpec& spec, const Tensor& dy,
-                         const ResidualSaved& saved, GradWork& work, Tensor* dout,
-                         Tensor* dx_skip) {
+ResidualGrads ResidualEndBackward(const Backend& backend, const ResidualSpec& spec,
+                                  const Tensor& dy, const ResidualSaved& saved, GradWork& work) {
   const DropoutSite& dropout = saved.dropout;
+  ResidualGrads grads;
   Tensor dg = dy;
   if (spec.pre_norm) {
-    *dx_skip = dy;
+    grads.dx_skip = dy;
+    grads.dinput = backend.Zeros(dy.shape(), dy.dtype(), MemoryCategory::kActivations);
   } else {
-    *dx_skip = NewLike(backend, dy);
+    grads.dx_skip = NewLike(backend, dy);
+    grads.dinput = grads.dx_skip;
     dg = NewLike(backend, dy);
-    work.DeepNorm(dx_skip, &dg, *spec.norm_weight, *spec.norm_bias, dy, saved.x, saved.g,
+    work.DeepNorm(&grads.dx_skip, &dg, *spec.norm_weight, *spec.norm_bias, dy, saved.x, saved.g,
                   saved.mean, saved.rstd, spec.alpha);
   }
-  *dout = dg;
+  grads.dout = dg;
   if (dropout.rate > 0.0f) {
-    *dout = NewLike(backend, dg);
-    backend.DropoutBackward(*dout, dg, dropout.rate, dropout.stream);
+    grads.dout = NewLike(backend, dg);
+    backend.DropoutBackward(grads.dout, dg, dropout.rate, dropout.stream);
   }
+  return grads;
 }
 
-Tensor ResidualBeginBackward(const Backend& backend, const ResidualSpec& spec, const Tensor& dinput,
-                             const Tensor& dx_skip, const ResidualSaved& saved, GradWork& work) {
-  Tensor through_g = dinput;
-  if (spec.pre_norm) {
-    through_g = NewLike(backend, dinput);
-    work.LayerNorm(through_g, *spec.norm_weight, *spec.norm_bias, dinput, saved.x, saved.mean,
-                   saved.rstd);
-  }
-  Tensor dx = NewLike(backend, dx_skip);
-  backend.Add(dx, dx_skip, through_g);
+Tensor ResidualBeginBackward(const Backend& backend, const ResidualSpec& spec,
+                             const ResidualGrads& grads, const ResidualSaved& saved,
+                             GradWork& work) {
+  if (!spec.pre_norm) return grads.dinput;
+  Tensor through_norm = NewLike(backend, grads.dinput);
+  work.LayerNorm(through_norm, *spec.norm_weight, *spec.norm_bias, grads.dinput, saved.x,
+                 saved.mean, saved.rstd);
+  Tensor dx = NewLike(backend, grads.dx_skip);
+  backend.Add(dx, grads.dx_skip, through_norm);
   return dx;
 }
 
@@ -126,11 +128,13 @@ Tensor AttentionBlockForward(const Backend& backend, const AttentionParams& para
   return out;
 }
 
-AttentionInputGrads AttentionBlockBackward(const Backend& backend, const AttentionParams& params,
-                                           const Tensor& dout, const Tensor& xq, const Tensor& xkv,
-                                           const AttentionSaved& saved, GradWork& work) {
+void AttentionBlockBackward(const Backend& backend, const AttentionParams& params,
+                            const Tensor& dout, const Tensor& xq, const Tensor& xkv,
+                            const AttentionSaved& saved, const Tensor& dxq_sum,
+                            const Tensor& dxkv_sum, GradWork& work) {
   Tensor dcontext = NewLike(backend, saved.context);
-  work.Linear(&dcontext, *params.out_weight, params.out_bias, dout, saved.context);
+  work.Linear(&dcontext, GradWrite::kOverwrite, *params.out_weight, params.out_bias, dout,
+              saved.context);
   Tensor probs = saved.probs;
   if (IsEmpty(probs)) {
     // Selective recompute: the same inputs and Philox stream give the same probabilities.
@@ -145,11 +149,9 @@ AttentionInputGrads AttentionBlockBackward(const Backend& backend, const Attenti
   Tensor dv = NewLike(backend, saved.v);
   backend.AttentionBackward(dq, dk, dv, dcontext, saved.q, saved.k, saved.v, probs, saved.shape,
                             saved.dropout.rate, saved.dropout.stream);
-  AttentionInputGrads grads{NewLike(backend, xq), NewLike(backend, xkv), NewLike(backend, xkv)};
-  work.Linear(&grads.dxq, *params.q_weight, params.q_bias, dq, xq);
-  work.Linear(&grads.dxk, *params.k_weight, params.k_bias, dk, xkv);
-  work.Linear(&grads.dxv, *params.v_weight, params.v_bias, dv, xkv);
-  return grads;
+  work.Linear(&dxq_sum, GradWrite::kAdd, *params.q_weight, params.q_bias, dq, xq);
+  work.Linear(&dxkv_sum, GradWrite::kAdd, *params.k_weight, params.k_bias, dk, xkv);
+  work.Linear(&dxkv_sum, GradWrite::kAdd, *params.v_weight, params.v_bias, dv, xkv);
 }
 
 // --- feed-forward ---
@@ -176,18 +178,18 @@ Tensor FfnBlockForward(const Backend& backend, const FfnParams& params, const Te
   return out;
 }
 
-Tensor FfnBlockBackward(const Backend& backend, const FfnParams& params, const Tensor& dout,
-                        const Tensor& x, const FfnSaved& saved, GradWork& work) {
+void FfnBlockBackward(const Backend& backend, const FfnParams& params, const Tensor& dout,
+                      const Tensor& x, const FfnSaved& saved, const Tensor& dx_sum,
+                      GradWork& work) {
   // One buffer carries d(activated), then d(act output), then d(hidden): nothing else holds it.
   Tensor dhidden = NewLike(backend, saved.activated);
-  work.Linear(&dhidden, *params.fc2_weight, params.fc2_bias, dout, saved.activated);
+  work.Linear(&dhidden, GradWrite::kOverwrite, *params.fc2_weight, params.fc2_bias, dout,
+              saved.activated);
   if (saved.dropout.rate > 0.0f) {
     backend.DropoutBackward(dhidden, dhidden, saved.dropout.rate, saved.dropout.stream);
   }
   backend.ActivationBackward(saved.activation, dhidden, dhidden, saved.hidden);
-  Tensor dx = NewLike(backend, x);
-  work.Linear(&dx, *params.fc1_weight, params.fc1_bias, dhidden, x);
-  return dx;
+  work.Linear(&dx_sum, GradWrite::kAdd, *params.fc1_weight, params.fc1_bias, dhidden, x);
 }
 
 }  // namespace deepnet

@@ -4,8 +4,9 @@
 //
 // A sublayer runs ResidualBegin (G's input), G, ResidualEnd; backward runs the mirror image:
 // ResidualEndBackward, G's backward, ResidualBeginBackward. Forward functions fill a record of what
-// backward needs; backward functions send parameter-gradient work to a GradWork. No function
-// writes into a tensor it was given.
+// backward needs; backward functions send parameter-gradient work to a GradWork. G's backward adds
+// the gradient at its input into a sum it is given (a GEMM with β = 1, where q, k, v and the
+// residual path meet); no function writes into any other tensor it was given.
 // Letters: B batch, T positions (Tq queries, Tk keys), N = B·T rows, C d_model, F ffn_dim,
 // H heads.
 #pragma once
@@ -50,14 +51,22 @@ Tensor ResidualBegin(const Backend& backend, const ResidualSpec& spec, const Ten
 // The sublayer output from G's output `out`: LN(α·x + dropout(out)) or x + dropout(out).
 Tensor ResidualEnd(const Backend& backend, const ResidualSpec& spec, const DropoutSite& dropout,
                    const Tensor& out, ResidualSaved* saved);
-// From dy (gradient at the sublayer output): *dout, the gradient at G's output, and *dx_skip, the
-// part of dx that comes through the residual path.
-void ResidualEndBackward(const Backend& backend, const ResidualSpec& spec, const Tensor& dy,
-                         const ResidualSaved& saved, GradWork& work, Tensor* dout, Tensor* dx_skip);
-// dx = dx_skip + dinput (post-norm) or dx_skip + LN'(dinput) (Pre-LN), dinput the gradient at
-// G's input.
-Tensor ResidualBeginBackward(const Backend& backend, const ResidualSpec& spec, const Tensor& dinput,
-                             const Tensor& dx_skip, const ResidualSaved& saved, GradWork& work);
+// The gradients inside one sublayer's backward.
+struct ResidualGrads {
+  Tensor dout;     // at G's output
+  Tensor dx_skip;  // the part of dx that comes through the residual path
+  // Where G's backward adds the gradient at its input: post-norm, dx_skip itself (so that it
+  // becomes dx); Pre-LN, a zeroed tensor that ResidualBeginBackward takes through LN'.
+  Tensor dinput;
+};
+// From dy, the gradient at the sublayer output.
+ResidualGrads ResidualEndBackward(const Backend& backend, const ResidualSpec& spec,
+                                  const Tensor& dy, const ResidualSaved& saved, GradWork& work);
+// dx once G's backward has added into grads.dinput: post-norm, grads.dinput (= dx_skip + the
+// gradient at G's input); Pre-LN, dx_skip + LN'(grads.dinput).
+Tensor ResidualBeginBackward(const Backend& backend, const ResidualSpec& spec,
+                             const ResidualGrads& grads, const ResidualSaved& saved,
+                             GradWork& work);
 
 // --- multi-head attention: out = out_proj(attention(q_proj(xq), k_proj(xkv), v_proj(xkv))) ---
 
@@ -88,15 +97,12 @@ Tensor AttentionBlockForward(const Backend& backend, const AttentionParams& para
                              bool causal, int heads, const DropoutSite& dropout, bool keep_probs,
                              AttentionSaved* saved);
 
-// Gradients at the block's inputs through each projection (each overwritten, fresh tensors).
-struct AttentionInputGrads {
-  Tensor dxq;  // (B, Tq, C) through q_proj
-  Tensor dxk;  // (B, Tk, C) through k_proj
-  Tensor dxv;  // (B, Tk, C) through v_proj
-};
-AttentionInputGrads AttentionBlockBackward(const Backend& backend, const AttentionParams& params,
-                                           const Tensor& dout, const Tensor& xq, const Tensor& xkv,
-                                           const AttentionSaved& saved, GradWork& work);
+// Adds the gradient at xq (through q_proj) into dxq_sum and the gradient at xkv (through k_proj
+// and v_proj) into dxkv_sum; for self-attention both are the same tensor.
+void AttentionBlockBackward(const Backend& backend, const AttentionParams& params,
+                            const Tensor& dout, const Tensor& xq, const Tensor& xkv,
+                            const AttentionSaved& saved, const Tensor& dxq_sum,
+                            const Tensor& dxkv_sum, GradWork& work);
 
 // --- feed-forward: out = fc2(dropout(act(fc1(x)))) ---
 
@@ -115,8 +121,8 @@ struct FfnSaved {
 
 Tensor FfnBlockForward(const Backend& backend, const FfnParams& params, const Tensor& x,
                        ActivationKind activation, const DropoutSite& dropout, FfnSaved* saved);
-// Returns dx (B, T, C).
-Tensor FfnBlockBackward(const Backend& backend, const FfnParams& params, const Tensor& dout,
-                        const Tensor& x, const FfnSaved& saved, GradWork& work);
+// Adds the gradient at x (B, T, C) into dx_sum.
+void FfnBlockBackward(const Backend& backend, const FfnParams& params, const Tensor& dout,
+                      const Tensor& x, const FfnSaved& saved, const Tensor& dx_sum, GradWork& work);
 
 }  // namespace deepnet

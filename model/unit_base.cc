@@ -7,29 +7,29 @@ namespace deepnet {
 namespace {
 
 // Scratch that receives parameter-gradient accumulations an input-only call has to make because
-// the Backend has no input-only variant; its contents are discarded.
+// the Backend's norm ops have no input-only variant; its contents are discarded.
 Tensor Scratch(const Backend& backend, const Tensor& like) {
   return backend.Empty(like.shape(), like.dtype(), MemoryCategory::kWorkspace);
 }
 
 }  // namespace
 
-void GradWork::Linear(const Tensor* dinp, const Parameter& weight, const Parameter* bias,
-                      const Tensor& dout, const Tensor& inp) {
+void GradWork::Linear(const Tensor* dinp, GradWrite dinp_write, const Parameter& weight,
+                      const Parameter* bias, const Tensor& dout, const Tensor& inp) {
   const Tensor* dbias = bias != nullptr ? &bias->grad : nullptr;
   if (!deferred_) {
-    backend_.LinearBackward(dinp, weight.grad, dbias, dout, inp, weight.value);
+    backend_.LinearBackward(dinp, dinp_write, &weight.grad, dbias, dout, inp, weight.value);
     return;
   }
   if (dinp != nullptr) {
-    // Backend::LinearBackward always accumulates dweight: give it a throw-away buffer.
-    backend_.LinearBackward(dinp, Scratch(backend_, weight.grad), nullptr, dout, inp, weight.value);
+    backend_.LinearBackward(dinp, dinp_write, nullptr, nullptr, dout, inp, weight.value);
   }
   const Tensor dweight = weight.grad, value = weight.value;
   const Tensor bias_grad = dbias != nullptr ? *dbias : Tensor();
   const bool has_bias = dbias != nullptr;
   pending_.push_back([this, dweight, value, bias_grad, has_bias, dout, inp] {
-    backend_.LinearBackward(nullptr, dweight, has_bias ? &bias_grad : nullptr, dout, inp, value);
+    backend_.LinearBackward(nullptr, GradWrite::kOverwrite, &dweight,
+                            has_bias ? &bias_grad : nullptr, dout, inp, value);
   });
 }
 

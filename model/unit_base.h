@@ -25,9 +25,10 @@ class GradWork final : public DeferredWeightGrads {
  public:
   GradWork(const Backend& backend, bool deferred) : backend_(backend), deferred_(deferred) {}
 
-  // dinp (may be null) = dout·W (overwrite); W.grad += doutᵀ·inp; bias.grad += Σ_n dout.
-  void Linear(const Tensor* dinp, const Parameter& weight, const Parameter* bias,
-              const Tensor& dout, const Tensor& inp);
+  // dinp (may be null) = dout·W, written as dinp_write says; W.grad += doutᵀ·inp;
+  // bias.grad += Σ_n dout.
+  void Linear(const Tensor* dinp, GradWrite dinp_write, const Parameter& weight,
+              const Parameter* bias, const Tensor& dout, const Tensor& inp);
   // dx = α·dz, dg = dz of y = LN(α·x + g) (either may be null); gamma/beta grads accumulate.
   void DeepNorm(const Tensor* dx, const Tensor* dg, const Parameter& gamma, const Parameter& beta,
                 const Tensor& dy, const Tensor& x, const Tensor& g, const Tensor& mean,

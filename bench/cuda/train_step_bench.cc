@@ -241,28 +241,30 @@ class Model {
   void Backward(uint32_t step) {
     // dlogits overwrite the logits (the CE backward reads each element before writing it).
     gpu_.CrossEntropyBackward(logits_, logits_, lse_, targets_, 1.0 / s_.N(), 0.1, -1);
-    gpu_.LinearBackward(&grad_x_, embedding_.grad, nullptr, logits_, x_final_, embedding_.weight);
+    gpu_.LinearBackward(&grad_x_, GradWrite::kOverwrite, &embedding_.grad, nullptr, logits_,
+                        x_final_, embedding_.weight);
     for (int l = s_.L - 1; l >= 0; --l) {
       Layer& y = layers_[l];
       // Feed-forward sublayer: grad_x_ holds the gradient at its output.
       gpu_.DeepNormBackward(&grad_mid_, &tmp_c_, y.ln2_g.grad, y.ln2_b.grad, grad_x_, y.x_mid,
                             y.ffn_dropped, y.ln2_g.weight, y.ffn_mean, y.ffn_rstd, alpha_);
       gpu_.DropoutBackward(tmp_c_, tmp_c_, dropout(), Rng(step, l, 2));
-      gpu_.LinearBackward(&tmp_f_, y.w2.grad, &y.b2.grad, tmp_c_, y.act, y.w2.weight);
+      gpu_.LinearBackward(&tmp_f_, GradWrite::kOverwrite, &y.w2.grad, &y.b2.grad, tmp_c_, y.act,
+                          y.w2.weight);
       gpu_.ActivationBackward(ActivationKind::kGelu, tmp_f2_, tmp_f_, y.hidden);
-      gpu_.LinearBackward(&tmp_c2_, y.w1.grad, &y.b1.grad, tmp_f2_, y.x_mid, y.w1.weight);
-      gpu_.Add(grad_mid_, grad_mid_, tmp_c2_);
+      gpu_.LinearBackward(&grad_mid_, GradWrite::kAdd, &y.w1.grad, &y.b1.grad, tmp_f2_, y.x_mid,
+                          y.w1.weight);
       // Attention sublayer.
       gpu_.DeepNormBackward(&grad_x_, &tmp_c_, y.ln1_g.grad, y.ln1_b.grad, grad_mid_, y.x,
                             y.attn_dropped, y.ln1_g.weight, y.attn_mean, y.attn_rstd, alpha_);
       gpu_.DropoutBackward(tmp_c_, tmp_c_, dropout(), Rng(step, l, 1));
-      gpu_.LinearBackward(&tmp_c2_, y.wo.grad, &y.bo.grad, tmp_c_, y.ctx, y.wo.weight);
+      gpu_.LinearBackward(&tmp_c2_, GradWrite::kOverwrite, &y.wo.grad, &y.bo.grad, tmp_c_, y.ctx,
+                          y.wo.weight);
       gpu_.AttentionBackward(grad_q_, grad_k_, grad_v_, tmp_c2_, y.q, y.k, y.v, y.stats, shape_,
                              dropout(), Rng(step, l, 0));
       for (auto [g, w, b] : {std::tuple{&grad_q_, &y.wq, &y.bq}, std::tuple{&grad_k_, &y.wk, &y.bk},
                              std::tuple{&grad_v_, &y.wv, &y.bv}}) {
-        gpu_.LinearBackward(&tmp_c_, w->grad, &b->grad, *g, y.x, w->weight);
-        gpu_.Add(grad_x_, grad_x_, tmp_c_);
+        gpu_.LinearBackward(&grad_x_, GradWrite::kAdd, &w->grad, &b->grad, *g, y.x, w->weight);
       }
     }
     gpu_.EmbeddingBackward(embedding_.grad, tokens_, grad_x_, std::sqrt(s_.C));

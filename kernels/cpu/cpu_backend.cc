@@ -58,12 +58,13 @@ class Cpu final : public Backend {
                              Rows(inp), Cols(inp), Rows(weight));
     });
   }
-  void LinearBackward(const Tensor* dinp, const Tensor& dweight, const Tensor* dbias,
-                      const Tensor& dout, const Tensor& inp, const Tensor& weight) const override {
+  void LinearBackward(const Tensor* dinp, GradWrite dinp_write, const Tensor* dweight,
+                      const Tensor* dbias, const Tensor& dout, const Tensor& inp,
+                      const Tensor& weight) const override {
     DispatchFloat(inp, [&]<typename T>() {
-      cpu::linear_backward<T>(PtrOrNull<T>(dinp), Ptr<T>(dweight), PtrOrNull<T>(dbias),
+      cpu::linear_backward<T>(PtrOrNull<T>(dinp), PtrOrNull<T>(dweight), PtrOrNull<T>(dbias),
                               Ptr<T>(dout), Ptr<T>(inp), Ptr<T>(weight), Rows(inp), Cols(inp),
-                              Rows(weight));
+                              Rows(weight), dinp_write == GradWrite::kAdd);
     });
   }
 

@@ -210,11 +210,14 @@ void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N,
 
 template <typename T>
 void linear_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                     int N, int C, int OC) {
+                     int N, int C, int OC, bool add_to_dinp) {
   if (dinp != nullptr) {
-    gemm(dinp, dout, weight, N, C, OC, /*trans_a=*/false, /*trans_b=*/false, T{1}, T{0});
+    gemm(dinp, dout, weight, N, C, OC, /*trans_a=*/false, /*trans_b=*/false, T{1},
+         add_to_dinp ? T{1} : T{0});
   }
-  gemm(dweight, dout, inp, OC, C, N, /*trans_a=*/true, /*trans_b=*/false, T{1}, T{1});
+  if (dweight != nullptr) {
+    gemm(dweight, dout, inp, OC, C, N, /*trans_a=*/true, /*trans_b=*/false, T{1}, T{1});
+  }
   if (dbias != nullptr) bias_add_backward(dbias, dout, N, OC);
 }
 
@@ -223,7 +226,7 @@ void linear_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
   template void gemm_strided_batched<T>(T*, const T*, const T*, int, int, int, int, bool, bool, T, \
                                         T, int64_t, int64_t, int64_t);                             \
   template void linear_forward<T>(T*, const T*, const T*, const T*, int, int, int);                \
-  template void linear_backward<T>(T*, T*, T*, const T*, const T*, const T*, int, int, int);
+  template void linear_backward<T>(T*, T*, T*, const T*, const T*, const T*, int, int, int, bool);
 DEEPNET_INSTANTIATE_GEMM(float)
 DEEPNET_INSTANTIATE_GEMM(double)
 #undef DEEPNET_INSTANTIATE_GEMM

@@ -24,10 +24,10 @@ void gemm_strided_batched(T* c, const T* a, const T* b, int batch, int m, int n,
 template <typename T>
 void linear_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC);
 
-// dinp (N, C) = dout · weight (overwrite; skipped when null);
-// dweight (OC, C) += doutᵀ · inp; dbias (OC) += Σ_n dout (skipped when null).
+// dinp (N, C) = dout · weight, or += with add_to_dinp; dweight (OC, C) += doutᵀ · inp;
+// dbias (OC) += Σ_n dout. Each of dinp, dweight, dbias is skipped when null.
 template <typename T>
 void linear_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                     int N, int C, int OC);
+                     int N, int C, int OC, bool add_to_dinp = false);
 
 }  // namespace deepnet::cpu

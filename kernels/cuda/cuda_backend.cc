@@ -161,15 +161,14 @@ void CudaBackend::LinearForward(const Tensor& out, const Tensor& inp, const Tens
   gemm_->Run(call, stream_);
 }
 
-void CudaBackend::LinearBackward(const Tensor* dinp, const Tensor& dweight, const Tensor* dbias,
-                                 const Tensor& dout, const Tensor& inp,
+void CudaBackend::LinearBackward(const Tensor* dinp, GradWrite dinp_write, const Tensor* dweight,
+                                 const Tensor* dbias, const Tensor& dout, const Tensor& inp,
                                  const Tensor& weight) const {
   const TensorChecks check(*this, "LinearBackward");
   const int N = Rows(inp), C = Cols(inp), OC = Rows(weight);
   const DType dtype = inp.dtype();
   check.Numel(dout, int64_t{N} * OC, "dout");
-  check.Numel(dweight, int64_t{OC} * C, "dweight");
-  if (dinp != nullptr) {  // dinp (N, C) = dout (N, OC) · weight (OC, C)
+  if (dinp != nullptr) {  // dinp (N, C) = dout (N, OC) · weight (OC, C), or += for kAdd
     check.Numel(*dinp, int64_t{N} * C, "dinp");
     gemm_->Run({.m = N,
                 .n = C,
@@ -178,24 +177,28 @@ void CudaBackend::LinearBackward(const Tensor* dinp, const Tensor& dweight, cons
                 .b = check.Typed(weight, dtype, "weight"),
                 .c = check.Typed(*dinp, dtype, "dinp"),
                 .ab_dtype = dtype,
-                .c_dtype = dtype},
+                .c_dtype = dtype,
+                .beta = dinp_write == GradWrite::kAdd ? 1.0f : 0.0f},
                stream_);
   }
-  // dweight (OC, C) += doutᵀ (OC, N) · inp (N, C); dweight may be f32 for 16-bit inputs.
-  CHECK(dweight.dtype() == dtype || dweight.dtype() == DType::kF32)
-      << "LinearBackward: dweight " << dweight.ToString() << " for " << DTypeName(dtype)
-      << " activations";
-  gemm_->Run({.m = OC,
-              .n = C,
-              .k = N,
-              .a = check.Typed(dout, dtype, "dout"),
-              .trans_a = true,
-              .b = check.Typed(inp, dtype, "inp"),
-              .c = check.Data(dweight, "dweight"),
-              .ab_dtype = dtype,
-              .c_dtype = dweight.dtype(),
-              .beta = 1.0f},
-             stream_);
+  if (dweight != nullptr) {
+    // dweight (OC, C) += doutᵀ (OC, N) · inp (N, C); dweight may be f32 for 16-bit inputs.
+    check.Numel(*dweight, int64_t{OC} * C, "dweight");
+    CHECK(dweight->dtype() == dtype || dweight->dtype() == DType::kF32)
+        << "LinearBackward: dweight " << dweight->ToString() << " for " << DTypeName(dtype)
+        << " activations";
+    gemm_->Run({.m = OC,
+                .n = C,
+                .k = N,
+                .a = check.Typed(dout, dtype, "dout"),
+                .trans_a = true,
+                .b = check.Typed(inp, dtype, "inp"),
+                .c = check.Data(*dweight, "dweight"),
+                .ab_dtype = dtype,
+                .c_dtype = dweight->dtype(),
+                .beta = 1.0f},
+               stream_);
+  }
   if (dbias != nullptr) {  // dbias (OC) += Σ_n dout
     check.Numel(*dbias, OC, "dbias");
     void* scratch = Scratch(ColumnSumScratchBytes(N, OC));

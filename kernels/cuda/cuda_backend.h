@@ -71,8 +71,9 @@ class CudaBackend final : public Backend {
   void Copy(const Tensor& dst, const Tensor& src) const override;
   void LinearForward(const Tensor& out, const Tensor& inp, const Tensor& weight,
                      const Tensor* bias) const override;
-  void LinearBackward(const Tensor* dinp, const Tensor& dweight, const Tensor* dbias,
-                      const Tensor& dout, const Tensor& inp, const Tensor& weight) const override;
+  void LinearBackward(const Tensor* dinp, GradWrite dinp_write, const Tensor* dweight,
+                      const Tensor* dbias, const Tensor& dout, const Tensor& inp,
+                      const Tensor& weight) const override;
   void LayerNormForward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
                         const Tensor& gamma, const Tensor& beta, double eps) const override;
   void LayerNormBackward(const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,

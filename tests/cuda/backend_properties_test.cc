@@ -121,7 +121,7 @@ std::vector<uint8_t> BackwardBytes(CudaBackend& gpu, DType dtype) {
   const Tensor dinp = gpu.Empty({N, C}, dtype, MemoryCategory::kOther);
   gpu.DeepNormForward(y, mean, rstd, x, g, gamma, beta, 2.0, 1e-5);
   gpu.DeepNormBackward(&dx, nullptr, dgamma, dbeta, dy, x, g, gamma, mean, rstd, 2.0);
-  gpu.LinearBackward(&dinp, dweight, &dbias, dy, x, weight);
+  gpu.LinearBackward(&dinp, GradWrite::kOverwrite, &dweight, &dbias, dy, x, weight);
 
   std::vector<double> ids(N);
   for (int n = 0; n < N; ++n) ids[n] = (n * n) % V;

@@ -111,12 +111,19 @@ void LinearCase(OpRun& r) {
   for (DType grad_dtype : {r.dtype(), kGradDType}) {
     Both dweight = r.In({OC, C}, -1, 1, grad_dtype), dbias = r.In({OC}, -1, 1, grad_dtype);
     r.Run([&](const Backend& b, Side s) {
-      b.LinearBackward(&dinp[s], dweight[s], &dbias[s], dout[s], inp[s], weight[s]);
+      b.LinearBackward(&dinp[s], GradWrite::kOverwrite, &dweight[s], &dbias[s], dout[s], inp[s],
+                       weight[s]);
     });
     r.Expect(dinp, "LinearBackward dinp");
     r.Expect(dweight, "LinearBackward dweight (accumulated)");
     r.Expect(dbias, "LinearBackward dbias (accumulated)");
   }
+  // The input-only pass of a split backward: dinp added to, no parameter gradients.
+  Both dinp_sum = r.In({N, C});
+  r.Run([&](const Backend& b, Side s) {
+    b.LinearBackward(&dinp_sum[s], GradWrite::kAdd, nullptr, nullptr, dout[s], inp[s], weight[s]);
+  });
+  r.Expect(dinp_sum, "LinearBackward dinp (added to)");
 }
 
 // LayerNorm and DeepNorm at channel counts that take the vectorized path (96, 2048) and the
