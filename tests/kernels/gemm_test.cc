@@ -233,7 +233,7 @@ TEST(LinearTest, GradientsMatchFiniteDifferences) {
   }
 }
 
-TEST(LinearTest, ParameterGradientsAccumulateInputGradientOverwrites) {
+TEST(LinearTest, ParameterGradientsAccumulateInputGradientOverwritesOrAdds) {
   const int N = 6, C = 5, OC = 4;
   const auto inp = RandomVector(N * C, 18);
   const auto weight = RandomVector(OC * C, 19);
@@ -253,6 +253,12 @@ TEST(LinearTest, ParameterGradientsAccumulateInputGradientOverwrites) {
   linear_backward<double>(nullptr, dweight_only.data(), nullptr, dout.data(), inp.data(),
                           weight.data(), N, C, OC);
   EXPECT_EQ(dweight_only, dweight_once);
+
+  // add_to_dinp sums into dinp; a null dweight is skipped (the input-only pass).
+  std::vector<double> dinp_sum(N * C, 0.5);
+  linear_backward<double>(dinp_sum.data(), nullptr, nullptr, dout.data(), inp.data(), weight.data(),
+                          N, C, OC, /*add_to_dinp=*/true);
+  for (size_t i = 0; i < dinp_sum.size(); ++i) EXPECT_NEAR(dinp_sum[i], 0.5 + dinp_once[i], 1e-14);
 }
 
 TEST(LinearTest, BackwardIsIndependentOfThreadCount) {
