@@ -8,7 +8,7 @@
 #include "parallel/cost_model.h"
 #include "runtime/allocator.h"
 #include "train/micro_batch.h"
-#include "train/progress.h"
+#include "train/run_loop.h"
 #include "train/signals.h"
 
 namespace deepnet {
@@ -140,13 +140,15 @@ StatusOr<StepResult> PipelineTrainer::RunStep() {
 }
 
 StatusOr<double> PipelineTrainer::ValidationLoss() {
-  if (valid_shard_ == nullptr) return NotFound("no validation data in " + ValidShardPath(config_));
+  if (data_.valid_shard == nullptr)
+    return NotFound("no validation data in " + ValidShardPath(config_));
   const StepContext ctx = Context(/*training=*/false);
   double totals[2] = {0.0, 0.0};
   const int replicas = grid_->shape().data_parallel;
-  for (size_t b = 0; b < valid_plan_.size(); ++b) {
+  for (size_t b = 0; b < data_.valid_plan.size(); ++b) {
     if (static_cast<int>(b % replicas) != grid_->replica()) continue;
-    const MicroBatch mb = ToMicroBatch(MakeBatch(*valid_shard_, valid_plan_[b]), 0, *backend_);
+    const MicroBatch mb =
+        ToMicroBatch(MakeBatch(*data_.valid_shard, data_.valid_plan[b]), 0, *backend_);
     ASSIGN_OR_RETURN(const Stream out, engine_->ForwardOnly(mb, ctx));
     totals[0] += out.loss_sum;
     totals[1] += static_cast<double>(out.loss_tokens);
@@ -190,38 +192,11 @@ StatusOr<std::string> PipelineTrainer::ActivationMemoryReport() {
 }
 
 Status PipelineTrainer::Run() {
-  const int64_t max_steps = config_.train().max_steps();
-  const int64_t log_every = std::max<int64_t>(1, config_.logging().log_every());
-  const int64_t valid_every = config_.train().valid_every();
-  const int64_t checkpoint_every = config_.checkpoint().every_steps();
-  const bool checkpoints = !config_.checkpoint().dir().empty();
   const bool leader = world_.rank() == 0;
-  ASSIGN_OR_RETURN(MetricsWriter metrics,
-                   MetricsWriter::Open(leader ? config_.logging().json_metrics() : ""));
   LOG_IF(INFO, leader) << "training " << DescribeUnits(config_.model()).size() << " units on "
-                       << grid_->shape().size() << " ranks, " << train_shard_->num_examples()
-                       << " examples, steps " << step_ << " -> " << max_steps;
-  InstallStopSignalHandlers();  // SIGUSR1 / SIGTERM: checkpoint after this step, then stop
-  ProgressMeter meter(step_, max_steps);
-  while (step_ < max_steps) {
-    ASSIGN_OR_RETURN(const StepResult result, TrainStep());
-    meter.AddStep(result.loss_sum, result.loss_tokens, result.lr, result.optimizer.grad_norm);
-    if (step_ % log_every == 0 || step_ == max_steps) {
-      const ProgressRecord record = meter.TakeRecord(step_);
-      LOG_IF(INFO, leader) << FormatProgressLine(record, max_steps);
-      RETURN_IF_ERROR(metrics.WriteProgress(record));
-    }
-    if (valid_every > 0 && valid_shard_ != nullptr && step_ % valid_every == 0) {
-      ASSIGN_OR_RETURN(const double valid_loss, ValidationLoss());
-      LOG_IF(INFO, leader) << "step " << step_ << " | valid loss " << valid_loss;
-      RETURN_IF_ERROR(metrics.WriteValidation(step_, valid_loss));
-    }
-    if (checkpoints && checkpoint_every > 0 && step_ % checkpoint_every == 0) {
-      RETURN_IF_ERROR(SaveCheckpoint());
-    }
-    if (stop_agreed_ && step_ < max_steps) return StopForRequeue();
-  }
-  if (checkpoints && last_saved_step_ != step_) RETURN_IF_ERROR(SaveCheckpoint());
+                       << grid_->shape().size() << " ranks, " << data_.train_shard->num_examples()
+                       << " examples, steps " << step_ << " -> " << config_.train().max_steps();
+  RETURN_IF_ERROR(RunTrainingLoop(config_, leader, *this));
   RETURN_IF_ERROR(FinishTrace());
   ASSIGN_OR_RETURN(const std::string report, ActivationMemoryReport());
   LOG_IF(INFO, leader) << "\n" << report;

@@ -54,7 +54,7 @@ StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config);
 // parallel.schedule as a ScheduleKind.
 StatusOr<ScheduleKind> ScheduleKindOf(const config::ParallelConfig& parallel);
 
-class PipelineTrainer {
+class PipelineTrainer final : public LoopTrainer {
  public:
   static constexpr int64_t kTracedSteps = 3;
 
@@ -64,7 +64,7 @@ class PipelineTrainer {
   static StatusOr<std::unique_ptr<PipelineTrainer>> Create(const config::RunConfig& config,
                                                            Communicator& world,
                                                            FileSystem& fs = LocalFileSystem());
-  ~PipelineTrainer();
+  ~PipelineTrainer() override;
 
   // Trains to train.max_steps like Trainer::Run (rank 0 prints the progress lines), then reports
   // every rank's peak activation memory. A stop signal on any rank (train/signals.h) stops every
@@ -72,12 +72,17 @@ class PipelineTrainer {
   Status Run();
 
   // One optimizer step (collective). loss_sum / loss_tokens are summed over the whole grid.
-  StatusOr<StepResult> TrainStep();
+  StatusOr<StepResult> TrainStep() override;
   // Mean validation loss per target token (collective; replicas share the batches).
-  StatusOr<double> ValidationLoss();
-  Status SaveCheckpoint();  // collective
+  StatusOr<double> ValidationLoss() override;
+  bool has_validation() const override { return data_.valid_shard != nullptr; }
+  Status SaveCheckpoint() override;  // collective
+  int64_t last_saved_step() const override { return last_saved_step_; }
+  // Agreed by every rank in the last step's loss reduction.
+  bool stop_requested() const override { return stop_agreed_; }
+  Status StopForRequeue() override;  // collective
 
-  int64_t step() const { return step_; }
+  int64_t step() const override { return step_; }
   const config::RunConfig& config() const { return config_; }
   const Grid& grid() const { return *grid_; }
   const PartitionPlan& partition() const { return partition_; }
@@ -101,7 +106,6 @@ class PipelineTrainer {
   StatusOr<std::vector<std::vector<MicroBatch>>> NextStepMicroBatches();
   StepContext Context(bool training) const;
   Status MaybeResume();
-  Status StopForRequeue();
   Status StartTrace();
   Status FinishTrace();  // writes the trace file once, when recording
 
@@ -110,10 +114,7 @@ class PipelineTrainer {
   FileSystem& fs_;
   const Backend* backend_ = nullptr;
   std::unique_ptr<Grid> grid_;
-  std::unique_ptr<ShardReader> train_shard_;
-  std::unique_ptr<ShardReader> valid_shard_;
-  std::optional<Batcher> batcher_;
-  std::vector<std::vector<int64_t>> valid_plan_;
+  TrainingData data_;
   PartitionPlan partition_;
   std::vector<std::unique_ptr<Model>> chunks_;  // local chunks in order
   std::unique_ptr<Optimizer> optimizer_;

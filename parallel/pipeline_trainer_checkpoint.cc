@@ -11,9 +11,9 @@ TrainingState PipelineTrainer::State() const {
   TrainingState state;
   state.step = step_;
   state.seed = config_.train().seed();
-  state.data_position = batcher_->position();
-  state.vocab_size = train_shard_->vocab_size();
-  state.special_ids = train_shard_->special_ids();
+  state.data_position = data_.batcher->position();
+  state.vocab_size = data_.train_shard->vocab_size();
+  state.special_ids = data_.train_shard->special_ids();
   state.config_text = config::ConfigToText(config_);
   return state;
 }
@@ -47,34 +47,17 @@ Status PipelineTrainer::SaveCheckpoint() {
 
 Status PipelineTrainer::Restore(const std::string& checkpoint_dir) {
   ASSIGN_OR_RETURN(step_, RestoreCheckpoint(checkpoint_dir, config_, Units(), *optimizer_,
-                                            *backend_, *batcher_));
+                                            *backend_, *data_.batcher));
   last_saved_step_ = step_;
   LOG_IF(INFO, world_.rank() == 0) << "resumed from " << checkpoint_dir << " at step " << step_;
   return OkStatus();
 }
 
 Status PipelineTrainer::MaybeResume() {
-  const std::string& root = config_.checkpoint().dir();
-  const bool leader = world_.rank() == 0;
-  if (root.empty()) {
-    LOG_IF(WARNING, leader && config_.checkpoint().resume())
-        << "checkpoint.dir is empty: nothing to resume";
-    return OkStatus();
-  }
-  StatusOr<std::string> latest = FindLatestCheckpoint(root);
-  Status local = OkStatus();
-  if (latest.ok() && config_.checkpoint().resume()) {
-    local = Restore(*latest);
-  } else if (latest.ok()) {
-    LOG_IF(WARNING, leader) << root << " already holds checkpoints (latest " << *latest
-                            << "); this run starts from step 0 and replaces them (--resume "
-                               "continues)";
-  } else if (latest.status().code() == StatusCode::kNotFound) {
-    LOG_IF(INFO, leader && config_.checkpoint().resume())
-        << "no checkpoint in " << root << " yet; starting from step 0";
-  } else {
-    local = latest.status();
-  }
+  const StatusOr<std::optional<std::string>> resume =
+      CheckpointToResume(config_, /*leader=*/world_.rank() == 0);
+  Status local = resume.status();
+  if (resume.ok() && resume->has_value()) local = Restore(**resume);
   return AllRanksOk(world_, local).WithContext("resume");
 }
 

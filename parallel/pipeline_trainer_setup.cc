@@ -105,11 +105,7 @@ StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config) {
 }
 
 Status PipelineTrainer::OpenData() {
-  ASSIGN_OR_RETURN(TrainingData data, OpenTrainingData(config_));
-  train_shard_ = std::move(data.train_shard);
-  batcher_ = std::move(data.batcher);
-  valid_shard_ = std::move(data.valid_shard);
-  valid_plan_ = std::move(data.valid_plan);
+  ASSIGN_OR_RETURN(data_, OpenTrainingData(config_));
   return OkStatus();
 }
 
@@ -131,7 +127,7 @@ Status PipelineTrainer::BuildStage() {
     options.backend = backend_;
     options.first_unit = segment.first_unit;
     options.end_unit = segment.end_unit;
-    options.pad_id = train_shard_->special_ids().pad;
+    options.pad_id = data_.train_shard->special_ids().pad;
     ASSIGN_OR_RETURN(std::unique_ptr<Model> chunk, Model::Build(config_.model(), options));
     chunks_.push_back(std::move(chunk));
   }
@@ -202,7 +198,7 @@ StepContext PipelineTrainer::Context(bool training) const {
   ctx.training = training;
   ctx.recompute = RecomputeOf(config_.parallel());
   ctx.label_smoothing = config_.train().label_smoothing();
-  ctx.pad_id = train_shard_->special_ids().pad;
+  ctx.pad_id = data_.train_shard->special_ids().pad;
   return ctx;
 }
 
@@ -210,7 +206,7 @@ StatusOr<std::vector<std::vector<MicroBatch>>> PipelineTrainer::NextStepMicroBat
   const int per_flush = grid_->shape().data_parallel * config_.parallel().micro_batches();
   std::vector<std::vector<MicroBatch>> flushes;
   for (int flush = 0; flush < config_.train().micro_batches(); ++flush) {
-    ASSIGN_OR_RETURN(Batch batch, batcher_->Next());
+    ASSIGN_OR_RETURN(Batch batch, data_.batcher->Next());
     ASSIGN_OR_RETURN(std::vector<MicroBatch> parts,
                      ToMicroBatches(batch, per_flush, flush * per_flush, *backend_));
     flushes.push_back(std::move(parts));

@@ -85,6 +85,27 @@ StatusOr<ParameterUpdate> CreateParameterUpdate(const config::RunConfig& config,
   return ParameterUpdate{std::move(optimizer), schedule};
 }
 
+StatusOr<std::optional<std::string>> CheckpointToResume(const config::RunConfig& config,
+                                                        bool leader) {
+  const std::string& root = config.checkpoint().dir();
+  const bool resume = config.checkpoint().resume();
+  if (root.empty()) {
+    LOG_IF(WARNING, leader && resume) << "checkpoint.dir is empty: nothing to resume";
+    return std::optional<std::string>();
+  }
+  StatusOr<std::string> latest = FindLatestCheckpoint(root);
+  if (latest.ok() && resume) return std::optional<std::string>(*latest);
+  if (latest.ok()) {
+    LOG_IF(WARNING, leader) << root << " already holds checkpoints (latest " << *latest
+                            << "); this run starts from step 0 and replaces them (--resume "
+                               "continues)";
+    return std::optional<std::string>();
+  }
+  if (latest.status().code() != StatusCode::kNotFound) return latest.status();
+  LOG_IF(INFO, leader && resume) << "no checkpoint in " << root << " yet; starting from step 0";
+  return std::optional<std::string>();
+}
+
 Recompute RecomputeOf(const config::ParallelConfig& parallel) {
   switch (parallel.recompute()) {
     case config::ParallelConfig::SELECTIVE:

@@ -63,6 +63,12 @@ StatusOr<int64_t> RestoreCheckpoint(const std::string& checkpoint_dir,
                                     const std::vector<Unit*>& units, Optimizer& optimizer,
                                     const Backend& backend, Batcher& batcher);
 
+// The checkpoint a run starts from: with checkpoint.resume, the newest in checkpoint.dir, or
+// nullopt when there is none yet (or no checkpoint.dir); without it, nullopt, and a warning when
+// the run will replace the checkpoints there. The leader logs what it decided.
+StatusOr<std::optional<std::string>> CheckpointToResume(const config::RunConfig& config,
+                                                        bool leader);
+
 // parallel.recompute as the model's Recompute.
 Recompute RecomputeOf(const config::ParallelConfig& parallel);
 

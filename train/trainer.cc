@@ -5,7 +5,6 @@
 
 #include "configs/config.h"
 #include "train/micro_batch.h"
-#include "train/progress.h"
 #include "train/signals.h"
 
 namespace deepnet {
@@ -41,35 +40,12 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::RunConfig& conf
                                                    FileSystem& fs) {
   RETURN_IF_ERROR(CheckSingleProcess(config));
   std::unique_ptr<Trainer> trainer(new Trainer(config, fs));
-  RETURN_IF_ERROR(trainer->OpenData());
+  ASSIGN_OR_RETURN(trainer->data_, OpenTrainingData(trainer->config_));
   RETURN_IF_ERROR(trainer->BuildModel());
-  const std::string& root = config.checkpoint().dir();
-  if (root.empty()) {
-    LOG_IF(WARNING, config.checkpoint().resume()) << "checkpoint.dir is empty: nothing to resume";
-    return trainer;
-  }
-  StatusOr<std::string> latest = FindLatestCheckpoint(root);
-  if (latest.ok() && config.checkpoint().resume()) {
-    RETURN_IF_ERROR(trainer->Restore(*latest));
-  } else if (latest.ok()) {
-    LOG(WARNING) << root << " already holds checkpoints (latest " << *latest
-                 << "); this run starts from step 0 and replaces them (--resume continues)";
-  } else if (latest.status().code() == StatusCode::kNotFound) {
-    LOG_IF(INFO, config.checkpoint().resume()) << "no checkpoint in " << root << " yet; "
-                                               << "starting from step 0";
-  } else {
-    return latest.status();
-  }
+  ASSIGN_OR_RETURN(const std::optional<std::string> resume,
+                   CheckpointToResume(config, /*leader=*/true));
+  if (resume.has_value()) RETURN_IF_ERROR(trainer->Restore(*resume));
   return trainer;
-}
-
-Status Trainer::OpenData() {
-  ASSIGN_OR_RETURN(TrainingData data, OpenTrainingData(config_));
-  train_shard_ = std::move(data.train_shard);
-  batcher_ = std::move(data.batcher);
-  valid_shard_ = std::move(data.valid_shard);
-  valid_plan_ = std::move(data.valid_plan);
-  return OkStatus();
 }
 
 Status Trainer::BuildModel() {
@@ -77,7 +53,7 @@ Status Trainer::BuildModel() {
   options.seed = config_.train().seed();
   options.dtype = DType::kF32;
   options.backend = backend_;
-  options.pad_id = train_shard_->special_ids().pad;
+  options.pad_id = data_.train_shard->special_ids().pad;
   ASSIGN_OR_RETURN(model_, Model::Build(config_.model(), options));
   ASSIGN_OR_RETURN(ParameterUpdate update, CreateParameterUpdate(config_, Units(), *backend_));
   optimizer_ = std::move(update.optimizer);
@@ -93,7 +69,7 @@ std::vector<Unit*> Trainer::Units() {
 
 Status Trainer::Restore(const std::string& checkpoint_dir) {
   ASSIGN_OR_RETURN(step_, RestoreCheckpoint(checkpoint_dir, config_, Units(), *optimizer_,
-                                            *backend_, *batcher_));
+                                            *backend_, *data_.batcher));
   last_saved_step_ = step_;
   LOG(INFO) << "resumed from " << checkpoint_dir << " at step " << step_;
   return OkStatus();
@@ -107,14 +83,14 @@ StepContext Trainer::Context(bool training) const {
   ctx.training = training;
   ctx.recompute = RecomputeOf(config_.parallel());
   ctx.label_smoothing = config_.train().label_smoothing();
-  ctx.pad_id = train_shard_->special_ids().pad;
+  ctx.pad_id = data_.train_shard->special_ids().pad;
   return ctx;
 }
 
 StatusOr<std::vector<MicroBatch>> Trainer::NextStepMicroBatches() {
   std::vector<MicroBatch> micro_batches;
   for (int flush = 0; flush < config_.train().micro_batches(); ++flush) {
-    ASSIGN_OR_RETURN(Batch batch, batcher_->Next());
+    ASSIGN_OR_RETURN(Batch batch, data_.batcher->Next());
     ASSIGN_OR_RETURN(std::vector<MicroBatch> parts,
                      ToMicroBatches(batch, config_.parallel().micro_batches(),
                                     static_cast<int>(micro_batches.size()), *backend_));
@@ -146,12 +122,13 @@ StatusOr<StepResult> Trainer::TrainStep() {
 }
 
 StatusOr<double> Trainer::ValidationLoss() {
-  if (valid_shard_ == nullptr) return NotFound("no validation data in " + ValidShardPath(config_));
+  if (data_.valid_shard == nullptr)
+    return NotFound("no validation data in " + ValidShardPath(config_));
   const StepContext ctx = Context(/*training=*/false);
   double loss_sum = 0.0;
   int64_t loss_tokens = 0;
-  for (const std::vector<int64_t>& example_ids : valid_plan_) {
-    const MicroBatch mb = ToMicroBatch(MakeBatch(*valid_shard_, example_ids), 0, *backend_);
+  for (const std::vector<int64_t>& example_ids : data_.valid_plan) {
+    const MicroBatch mb = ToMicroBatch(MakeBatch(*data_.valid_shard, example_ids), 0, *backend_);
     const Stream out = model_->Forward(ctx, mb);
     loss_sum += out.loss_sum;
     loss_tokens += out.loss_tokens;
@@ -164,9 +141,9 @@ TrainingState Trainer::State() const {
   TrainingState state;
   state.step = step_;
   state.seed = config_.train().seed();
-  state.data_position = batcher_->position();
-  state.vocab_size = train_shard_->vocab_size();
-  state.special_ids = train_shard_->special_ids();
+  state.data_position = data_.batcher->position();
+  state.vocab_size = data_.train_shard->vocab_size();
+  state.special_ids = data_.train_shard->special_ids();
   state.config_text = config::ConfigToText(config_);
   return state;
 }
@@ -192,39 +169,13 @@ Status Trainer::StopForRequeue() {
   return StoppedForRequeue(step_);
 }
 
-Status Trainer::Run() {
-  const int64_t max_steps = config_.train().max_steps();
-  const int64_t log_every = std::max<int64_t>(1, config_.logging().log_every());
-  const int64_t valid_every = config_.train().valid_every();
-  const int64_t checkpoint_every = config_.checkpoint().every_steps();
-  const bool checkpoints = !config_.checkpoint().dir().empty();
-  ASSIGN_OR_RETURN(MetricsWriter metrics, MetricsWriter::Open(config_.logging().json_metrics()));
-  LOG(INFO) << "training " << model_->num_parameters() << " parameters in "
-            << model_->units().size() << " units on " << train_shard_->num_examples()
-            << " examples, steps " << step_ << " -> " << max_steps;
+bool Trainer::stop_requested() const { return StopRequested(); }
 
-  InstallStopSignalHandlers();  // SIGUSR1 / SIGTERM: checkpoint after this step, then stop
-  ProgressMeter meter(step_, max_steps);
-  while (step_ < max_steps) {
-    ASSIGN_OR_RETURN(const StepResult result, TrainStep());
-    meter.AddStep(result.loss_sum, result.loss_tokens, result.lr, result.optimizer.grad_norm);
-    if (step_ % log_every == 0 || step_ == max_steps) {
-      const ProgressRecord record = meter.TakeRecord(step_);
-      LOG(INFO) << FormatProgressLine(record, max_steps);
-      RETURN_IF_ERROR(metrics.WriteProgress(record));
-    }
-    if (valid_every > 0 && valid_shard_ != nullptr && step_ % valid_every == 0) {
-      ASSIGN_OR_RETURN(const double valid_loss, ValidationLoss());
-      LOG(INFO) << "step " << step_ << " | valid loss " << valid_loss;
-      RETURN_IF_ERROR(metrics.WriteValidation(step_, valid_loss));
-    }
-    if (checkpoints && checkpoint_every > 0 && step_ % checkpoint_every == 0) {
-      RETURN_IF_ERROR(SaveCheckpoint());
-    }
-    if (StopRequested() && step_ < max_steps) return StopForRequeue();
-  }
-  if (checkpoints && last_saved_step_ != step_) RETURN_IF_ERROR(SaveCheckpoint());
-  return OkStatus();
+Status Trainer::Run() {
+  LOG(INFO) << "training " << model_->num_parameters() << " parameters in "
+            << model_->units().size() << " units on " << data_.train_shard->num_examples()
+            << " examples, steps " << step_ << " -> " << config_.train().max_steps();
+  return RunTrainingLoop(config_, /*leader=*/true, *this);
 }
 
 }  // namespace deepnet

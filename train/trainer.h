@@ -27,37 +27,35 @@
 #include "train/checkpoint.h"
 #include "train/lr_schedule.h"
 #include "train/optimizer.h"
+#include "train/run_loop.h"
 #include "train/run_setup.h"
 
 namespace deepnet {
 
-struct StepResult {
-  double loss_sum = 0.0;    // Σ token losses (label-smoothed) of the step
-  int64_t loss_tokens = 0;  // non-pad target tokens of the step
-  double lr = 0.0;
-  OptimizerStepStats optimizer;
-};
-
-class Trainer {
+class Trainer final : public LoopTrainer {
  public:
   // Opens the shards in data.data_dir, builds the model (model.vocab_size 0 = the shard's) and the
   // optimizer, and — with checkpoint.resume — continues from the newest checkpoint in
   // checkpoint.dir if there is one.
   static StatusOr<std::unique_ptr<Trainer>> Create(const config::RunConfig& config,
                                                    FileSystem& fs = LocalFileSystem());
-  ~Trainer();
+  ~Trainer() override;
 
   // Trains up to train.max_steps with progress lines, validation and checkpoints (and a final
   // checkpoint when checkpoint.dir is set). After SIGUSR1 / SIGTERM (train/signals.h) it saves a
   // checkpoint at the end of the current step and returns StoppedForRequeue.
   Status Run();
 
-  StatusOr<StepResult> TrainStep();
+  StatusOr<StepResult> TrainStep() override;
   // Mean loss per target token over the validation shard, dropout off. NotFound without one.
-  StatusOr<double> ValidationLoss();
-  Status SaveCheckpoint();
+  StatusOr<double> ValidationLoss() override;
+  bool has_validation() const override { return data_.valid_shard != nullptr; }
+  Status SaveCheckpoint() override;
+  int64_t last_saved_step() const override { return last_saved_step_; }
+  bool stop_requested() const override;
+  Status StopForRequeue() override;
 
-  int64_t step() const { return step_; }
+  int64_t step() const override { return step_; }
   Model& model() { return *model_; }
   Optimizer& optimizer() { return *optimizer_; }
   // The run's config with model.vocab_size resolved.
@@ -66,10 +64,8 @@ class Trainer {
 
  private:
   explicit Trainer(const config::RunConfig& config, FileSystem& fs);
-  Status OpenData();
   Status BuildModel();
   Status Restore(const std::string& checkpoint_dir);
-  Status StopForRequeue();
   StatusOr<std::vector<MicroBatch>> NextStepMicroBatches();
   StepContext Context(bool training) const;
   std::vector<Unit*> Units();
@@ -77,10 +73,7 @@ class Trainer {
   config::RunConfig config_;
   FileSystem& fs_;
   const Backend* backend_ = nullptr;
-  std::unique_ptr<ShardReader> train_shard_;
-  std::unique_ptr<ShardReader> valid_shard_;  // null without validation data
-  std::optional<Batcher> batcher_;
-  std::vector<std::vector<int64_t>> valid_plan_;  // example ids of each validation batch
+  TrainingData data_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Optimizer> optimizer_;
   std::optional<LrSchedule> schedule_;
