@@ -12,8 +12,9 @@ build_dir=${BUILD_DIR:-build}
 jobs=${JOBS:-$(nproc)}
 config=configs/demo.pbtxt
 checkpoints=runs/demo/checkpoints
+# One rank on every core: the default (spinning) OpenMP wait policy is 5-9 % faster per step than
+# passive here. Multi-rank launches (launcher/) default to passive, where ranks share cores.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 start=$(date +%s)
 phase_start=$start
