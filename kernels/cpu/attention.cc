@@ -13,6 +13,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/dropout.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace deepnet::cpu {
@@ -84,22 +85,6 @@ void MaskedSoftmaxRow(T* row, int Tk, int visible, const uint8_t* padding) {
   for (int j = 0; j < Tk; ++j) row[j] *= inv_sum;
 }
 
-// y (n) = x · keep / (1 − p) for elements first_index.. of the stream: the dropout of
-// dropout.h applied to a slice of probs, one Philox call per aligned group of four.
-template <typename T>
-void DropoutSlice(T* y, const T* x, int64_t n, uint64_t first_index, float p,
-                  const RngStream& stream) {
-  const T scale = p < 1.0f ? static_cast<T>(1.0f / (1.0f - p)) : T(0);
-  int64_t e = 0;
-  while (e < n) {
-    const uint64_t index = first_index + static_cast<uint64_t>(e);
-    const Philox4x32 block = PhiloxBlock(stream, static_cast<uint32_t>(index >> 2));
-    for (uint64_t word = index & 3; word < 4 && e < n; ++word, ++e) {
-      y[e] = UniformFromBits(block.v[word]) >= p ? x[e] * scale : T(0);
-    }
-  }
-}
-
 }  // namespace
 
 template <typename T>
@@ -126,8 +111,8 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v,
       }
       const T* weights = p;
       if (dropout) {
-        DropoutSlice(dropped.data(), p, static_cast<int64_t>(Tq) * Tk, view.probs_offset, dropout_p,
-                     stream);
+        dropout_range(dropped.data(), p, static_cast<int64_t>(Tq) * Tk, view.probs_offset,
+                      dropout_p, stream);
         weights = dropped.data();
       }
       Gemm(false, false, Tq, D, Tk, T(1), weights, Tk, v + view.k_offset, C, T(0),
@@ -159,14 +144,14 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T*
       const T* p = probs + view.probs_offset;
       const T* weights = p;
       if (dropout) {
-        DropoutSlice(dropped.data(), p, tile, view.probs_offset, dropout_p, stream);
+        dropout_range(dropped.data(), p, tile, view.probs_offset, dropout_p, stream);
         weights = dropped.data();
       }
       const T* dout_h = dout + view.q_offset;
       Gemm(true, false, Tk, D, Tq, T(1), weights, Tk, dout_h, C, T(0), dv + view.k_offset, C);
       T* ds = dscores.data();
       Gemm(false, true, Tq, Tk, D, T(1), dout_h, C, v + view.k_offset, C, T(0), ds, Tk);
-      if (dropout) DropoutSlice(ds, ds, tile, view.probs_offset, dropout_p, stream);
+      if (dropout) dropout_range(ds, ds, tile, view.probs_offset, dropout_p, stream);
       for (int i = 0; i < Tq; ++i) {
         const T* p_row = p + static_cast<int64_t>(i) * Tk;
         T* ds_row = ds + static_cast<int64_t>(i) * Tk;

@@ -117,35 +117,49 @@ void PhiloxLanes(const RngStream& stream, uint32_t first_group, uint32_t bits[kC
 
 #endif
 
-// y = x · keep(e) · scale for every element e; element e takes word e % 4 of group e / 4, and
-// every kLanes groups are one independent unit of work, so the result does not depend on the
-// thread count.
+// How an element is dropped: kept when its 24 random bits reach `threshold`, then scaled.
+template <typename T>
+struct MaskRule {
+  explicit MaskRule(float p)
+      // The scale is the fp32 number 1/(1 − p) in every precision and on every backend; p ≥ 1
+      // drops everything (no element passes the test u ≥ p, and 0 avoids 0·∞).
+      : scale(p < 1.0f ? static_cast<T>(1.0f / (1.0f - p)) : T(0)),
+        // UniformFromBits(b) ≥ p exactly when the integer b >> 8 ≥ ⌈p·2²⁴⌉ (p·2²⁴ is exact in
+        // fp32): an integer test vectorises where the unsigned-to-float conversion does not.
+        threshold(static_cast<int32_t>(std::ceil(std::clamp(p, 0.0f, 1.0f) * 16777216.0f))) {}
+  T scale;
+  int32_t threshold;
+};
+
+// Elements chunk·kChunk + begin .. chunk·kChunk + end − 1 of the stream: y[i − begin] =
+// x[i − begin] · keep · scale. Element e takes word e % 4 of group e / 4, and a chunk is kLanes
+// groups, so any cut of the elements into chunks gives the same bits.
+template <typename T>
+void MaskChunk(T* y, const T* x, uint64_t chunk, int begin, int end, const MaskRule<T>& rule,
+               const RngStream& stream) {
+  uint32_t bits[kChunk];
+  PhiloxLanes(stream, static_cast<uint32_t>(chunk * kLanes), bits);
+  // In place (y = x) is fine element by element; the product is taken either way so that the
+  // choice is a blend, not a branch.
+#pragma omp simd
+  for (int i = begin; i < end; ++i) {
+    const T kept = x[i - begin] * rule.scale;
+    // The 24 bits UniformFromBits uses.
+    y[i - begin] = static_cast<int32_t>(bits[i] >> 8) >= rule.threshold ? kept : T(0);
+  }
+}
+
+// y = x · keep(e) · scale for every element e; chunks are the independent units of work, so the
+// result does not depend on the thread count.
 template <typename T>
 void ApplyMask(T* y, const T* x, int64_t n, float p, const RngStream& stream) {
-  // The scale is the fp32 number 1/(1 − p) in every precision and on every backend; p ≥ 1 drops
-  // everything (no element passes the test u ≥ p, and 0 avoids 0·∞).
-  const T scale = p < 1.0f ? static_cast<T>(1.0f / (1.0f - p)) : T(0);
-  // UniformFromBits(b) ≥ p exactly when the integer b >> 8 ≥ ⌈p·2²⁴⌉ (p·2²⁴ is exact in fp32):
-  // an integer test vectorises where the unsigned-to-float conversion does not.
-  const int32_t threshold =
-      static_cast<int32_t>(std::ceil(std::clamp(p, 0.0f, 1.0f) * 16777216.0f));
+  const MaskRule<T> rule(p);
   const int64_t chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static)
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-    uint32_t bits[kChunk];
-    PhiloxLanes(stream, static_cast<uint32_t>(chunk * kLanes), bits);
     const int64_t first = chunk * kChunk;
     const int count = static_cast<int>(std::min<int64_t>(kChunk, n - first));
-    const T* x_chunk = x + first;
-    T* y_chunk = y + first;
-    // In place (y = x) is fine element by element; the product is taken either way so that the
-    // choice is a blend, not a branch.
-#pragma omp simd
-    for (int i = 0; i < count; ++i) {
-      const T kept = x_chunk[i] * scale;
-      // The 24 bits UniformFromBits uses.
-      y_chunk[i] = static_cast<int32_t>(bits[i] >> 8) >= threshold ? kept : T(0);
-    }
+    MaskChunk(y + first, x + first, static_cast<uint64_t>(chunk), 0, count, rule, stream);
   }
 }
 
@@ -168,9 +182,27 @@ void dropout_backward(T* dx, const T* dy, int64_t n, float p, const RngStream& s
   ApplyMask(dx, dy, n, p, stream);
 }
 
+template <typename T>
+void dropout_range(T* y, const T* x, int64_t n, uint64_t first, float p, const RngStream& stream) {
+  if (p <= 0.0f) return Copy(y, x, n);
+  const MaskRule<T> rule(p);
+  int64_t done = 0;
+  while (done < n) {
+    const uint64_t index = first + static_cast<uint64_t>(done);
+    const int begin = static_cast<int>(index % kChunk);
+    const int end = static_cast<int>(std::min<int64_t>(kChunk, begin + (n - done)));
+    MaskChunk(y + done, x + done, index / kChunk, begin, end, rule, stream);
+    done += end - begin;
+  }
+}
+
 template void dropout_forward<float>(float*, const float*, int64_t, float, const RngStream&);
 template void dropout_forward<double>(double*, const double*, int64_t, float, const RngStream&);
 template void dropout_backward<float>(float*, const float*, int64_t, float, const RngStream&);
 template void dropout_backward<double>(double*, const double*, int64_t, float, const RngStream&);
+template void dropout_range<float>(float*, const float*, int64_t, uint64_t, float,
+                                   const RngStream&);
+template void dropout_range<double>(double*, const double*, int64_t, uint64_t, float,
+                                    const RngStream&);
 
 }  // namespace deepnet::cpu

@@ -114,6 +114,27 @@ TEST(DropoutTest, InPlaceMatchesOutOfPlace) {
   EXPECT_EQ(dx, grad_in_place);
 }
 
+TEST(DropoutTest, RangeIsTheSliceOfTheWholeMask) {
+  constexpr int64_t kN = 1000;
+  const std::vector<float> x = ToFloat(RandomVector(kN, 8));
+  std::vector<float> whole(kN);
+  dropout_forward(whole.data(), x.data(), kN, 0.3f, kStream);
+  // Slices that start and end inside chunks of 64, span several, or are empty.
+  for (const auto& [first, n] : {std::pair<int64_t, int64_t>{0, kN},
+                                 {5, 1},
+                                 {37, 200},
+                                 {64, 64},
+                                 {100, 0},
+                                 {999, 1},
+                                 {130, 870}}) {
+    std::vector<float> slice(x.begin() + first, x.begin() + first + n);
+    dropout_range(slice.data(), slice.data(), n, static_cast<uint64_t>(first), 0.3f, kStream);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_EQ(slice[i], whole[first + i]) << "first " << first << " element " << i;
+    }
+  }
+}
+
 TEST(DropoutTest, GradientMatchesFiniteDifferences) {
   constexpr int64_t kN = 23;
   const float p = 0.3f;
