@@ -140,8 +140,9 @@ StatusOr<StepResult> PipelineTrainer::RunStep() {
 }
 
 StatusOr<double> PipelineTrainer::ValidationLoss() {
-  if (data_.valid_shard == nullptr)
+  if (data_.valid_shard == nullptr) {
     return NotFound("no validation data in " + ValidShardPath(config_));
+  }
   const StepContext ctx = Context(/*training=*/false);
   double totals[2] = {0.0, 0.0};
   const int replicas = grid_->shape().data_parallel;

@@ -1,22 +1,12 @@
 // PipelineTrainer checkpoints: per-stage files, one commit by rank 0, resume on every rank.
 #include <filesystem>
 
-#include "configs/config.h"
 #include "parallel/pipeline_trainer.h"
 #include "train/checkpoint.h"
 
 namespace deepnet {
 
-TrainingState PipelineTrainer::State() const {
-  TrainingState state;
-  state.step = step_;
-  state.seed = config_.train().seed();
-  state.data_position = data_.batcher->position();
-  state.vocab_size = data_.train_shard->vocab_size();
-  state.special_ids = data_.train_shard->special_ids();
-  state.config_text = config::ConfigToText(config_);
-  return state;
-}
+TrainingState PipelineTrainer::State() const { return RunTrainingState(config_, data_, step_); }
 
 Status PipelineTrainer::SaveCheckpoint() {
   const std::string& root = config_.checkpoint().dir();

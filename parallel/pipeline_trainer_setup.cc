@@ -191,15 +191,7 @@ std::vector<Unit*> PipelineTrainer::Units() const {
 }
 
 StepContext PipelineTrainer::Context(bool training) const {
-  StepContext ctx;
-  ctx.backend = backend_;
-  ctx.seed = config_.train().seed();
-  ctx.step = step_;
-  ctx.training = training;
-  ctx.recompute = RecomputeOf(config_.parallel());
-  ctx.label_smoothing = config_.train().label_smoothing();
-  ctx.pad_id = data_.train_shard->special_ids().pad;
-  return ctx;
+  return RunStepContext(config_, data_, *backend_, step_, training);
 }
 
 StatusOr<std::vector<std::vector<MicroBatch>>> PipelineTrainer::NextStepMicroBatches() {

@@ -145,4 +145,29 @@ StatusOr<int64_t> RestoreCheckpoint(const std::string& checkpoint_dir,
   return state.step;
 }
 
+StepContext RunStepContext(const config::RunConfig& config, const TrainingData& data,
+                           const Backend& backend, int64_t step, bool training) {
+  StepContext ctx;
+  ctx.backend = &backend;
+  ctx.seed = config.train().seed();
+  ctx.step = step;
+  ctx.training = training;
+  ctx.recompute = RecomputeOf(config.parallel());
+  ctx.label_smoothing = config.train().label_smoothing();
+  ctx.pad_id = data.train_shard->special_ids().pad;
+  return ctx;
+}
+
+TrainingState RunTrainingState(const config::RunConfig& config, const TrainingData& data,
+                               int64_t step) {
+  TrainingState state;
+  state.step = step;
+  state.seed = config.train().seed();
+  state.data_position = data.batcher->position();
+  state.vocab_size = data.train_shard->vocab_size();
+  state.special_ids = data.train_shard->special_ids();
+  state.config_text = config::ConfigToText(config);
+  return state;
+}
+
 }  // namespace deepnet

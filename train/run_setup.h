@@ -16,6 +16,7 @@
 #include "runtime/status.h"
 #include "text/batcher.h"
 #include "text/shard.h"
+#include "train/checkpoint.h"
 #include "train/lr_schedule.h"
 #include "train/optimizer.h"
 
@@ -71,5 +72,14 @@ StatusOr<std::optional<std::string>> CheckpointToResume(const config::RunConfig&
 
 // parallel.recompute as the model's Recompute.
 Recompute RecomputeOf(const config::ParallelConfig& parallel);
+
+// The context of training step `step` (training = false: validation, dropout off) of a run
+// reading `data`; loss_scale is left to the step, which knows its tokens.
+StepContext RunStepContext(const config::RunConfig& config, const TrainingData& data,
+                           const Backend& backend, int64_t step, bool training);
+
+// What a checkpoint at `step` records besides the tensors.
+TrainingState RunTrainingState(const config::RunConfig& config, const TrainingData& data,
+                               int64_t step);
 
 }  // namespace deepnet

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include "configs/config.h"
 #include "train/micro_batch.h"
 #include "train/signals.h"
 
@@ -76,15 +75,7 @@ Status Trainer::Restore(const std::string& checkpoint_dir) {
 }
 
 StepContext Trainer::Context(bool training) const {
-  StepContext ctx;
-  ctx.backend = backend_;
-  ctx.seed = config_.train().seed();
-  ctx.step = step_;
-  ctx.training = training;
-  ctx.recompute = RecomputeOf(config_.parallel());
-  ctx.label_smoothing = config_.train().label_smoothing();
-  ctx.pad_id = data_.train_shard->special_ids().pad;
-  return ctx;
+  return RunStepContext(config_, data_, *backend_, step_, training);
 }
 
 StatusOr<std::vector<MicroBatch>> Trainer::NextStepMicroBatches() {
@@ -137,16 +128,7 @@ StatusOr<double> Trainer::ValidationLoss() {
   return loss_sum / static_cast<double>(loss_tokens);
 }
 
-TrainingState Trainer::State() const {
-  TrainingState state;
-  state.step = step_;
-  state.seed = config_.train().seed();
-  state.data_position = data_.batcher->position();
-  state.vocab_size = data_.train_shard->vocab_size();
-  state.special_ids = data_.train_shard->special_ids();
-  state.config_text = config::ConfigToText(config_);
-  return state;
-}
+TrainingState Trainer::State() const { return RunTrainingState(config_, data_, step_); }
 
 Status Trainer::SaveCheckpoint() {
   const std::string& root = config_.checkpoint().dir();
