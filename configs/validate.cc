@@ -278,7 +278,12 @@ void CheckParallel(const RunConfig& config, Checker& check) {
                                                     parallel.precision() == ParallelConfig::FP16)) {
     check.Fail({"parallel.precision", "parallel.backend"},
                ParallelConfig::Precision_Name(parallel.precision()) +
-                   " needs parallel.backend: CUDA; the CPU backend runs FP32");
+                   " needs parallel.backend: CUDA (or STRICT); the CPU backend runs FP32");
+  }
+  if (parallel.comm() == ParallelConfig::NCCL && parallel.backend() != ParallelConfig::CUDA) {
+    check.Fail({"parallel.comm", "parallel.backend"},
+               "NCCL moves device memory of the CUDA backend; with backend " +
+                   ParallelConfig::Backend_Name(parallel.backend()) + " use comm: MPI");
   }
   check.AtLeast("parallel.comm_timeout_seconds", parallel.comm_timeout_seconds(), 1);
   check.AtLeast("parallel.stage_memory_limit_mb", parallel.stage_memory_limit_mb(), 0,

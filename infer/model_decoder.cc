@@ -2,12 +2,14 @@
 // Letters: B sentences, S source length, R rows, t position, C d_model, H heads, V vocab.
 #include "infer/model_decoder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
 
 #include "model/settings.h"
 #include "model/unit_base.h"
+#include "runtime/half.h"
 
 namespace deepnet {
 namespace {
@@ -19,32 +21,52 @@ const Parameter* FindParameter(Model& model, const std::string& name) {
   return nullptr;
 }
 
-// A new (rows.size(), extra + dims[1], dims[2]...) tensor whose row i starts with src's row
-// rows[i]; the `extra` trailing slots of dimension 1 are left for the caller.
-Tensor GatherRows(const Tensor& src, std::span<const int64_t> rows, int64_t extra = 0) {
+// `t` on `backend`'s device: itself when it is there, else a copy (host-built ids and masks).
+Tensor OnDevice(const Backend& backend, const Tensor& t) {
+  if (t.device() == backend.device()) return t;
+  Tensor device = backend.Empty(t.shape(), t.dtype(), MemoryCategory::kActivations);
+  backend.Copy(device, t);
+  return device;
+}
+
+// Every cache move below is a Backend::Copy between row slices (Slice of dimension 0, after a
+// Reshape that makes the rows the unit being moved), so it runs device-to-device on any backend
+// and never touches device memory from the host.
+
+// A new (rows.size(), dims[1], ...) tensor whose row i is src's row rows[i]; runs of consecutive
+// source rows move in one copy.
+Tensor GatherRows(const Backend& backend, const Tensor& src, std::span<const int64_t> rows) {
   Shape shape = src.shape();
   shape[0] = static_cast<int64_t>(rows.size());
-  if (extra > 0) shape[1] += extra;
-  Tensor out = Tensor::Empty(shape, src.dtype(), MemoryCategory::kActivations, src.device());
-  const size_t src_row = src.nbytes() / static_cast<size_t>(src.dim(0));
-  const size_t out_row = out.nbytes() / static_cast<size_t>(out.dim(0));
-  const auto* from = static_cast<const char*>(src.raw_data());
-  auto* to = static_cast<char*>(out.raw_data());
-  for (size_t i = 0; i < rows.size(); ++i) {
-    std::memcpy(to + i * out_row, from + static_cast<size_t>(rows[i]) * src_row, src_row);
+  Tensor out = backend.Empty(shape, src.dtype(), MemoryCategory::kActivations);
+  const int64_t n = static_cast<int64_t>(rows.size());
+  for (int64_t i = 0; i < n;) {
+    int64_t run = 1;
+    while (i + run < n && rows[i + run] == rows[i] + run) ++run;
+    backend.Copy(out.Slice(i, i + run), src.Slice(rows[i], rows[i] + run));
+    i += run;
   }
   return out;
 }
 
-// Writes `values` (R, 1, C) into position t of `cache` (R, t + 1, C).
-void StoreLastPosition(const Tensor& cache, const Tensor& values) {
-  const size_t step = values.nbytes() / static_cast<size_t>(values.dim(0));
-  const size_t row = cache.nbytes() / static_cast<size_t>(cache.dim(0));
-  const auto* from = static_cast<const char*>(values.raw_data());
-  auto* to = static_cast<char*>(cache.raw_data());
-  for (int64_t r = 0; r < values.dim(0); ++r) {
-    std::memcpy(to + r * row + row - step, from + r * step, step);
+// The self-attention cache after one more position: `cache` (R', t, C) holds the keys (or values)
+// of positions < t of every row before the step's row selection, `rows` the cache row each new
+// row continues, `last` (R, 1, C) this step's. Returns (R, t + 1, C) with row i = cache row
+// rows[i] followed by last's row i. As (row·position, C) matrices, both parts of each row are
+// contiguous row ranges.
+Tensor AppendPosition(const Backend& backend, const Tensor& cache, std::span<const int64_t> rows,
+                      const Tensor& last) {
+  const int64_t R = last.dim(0), t = cache.dim(1), C = cache.dim(2);
+  Tensor out = backend.Empty({R, t + 1, C}, cache.dtype(), MemoryCategory::kActivations);
+  const Tensor from = cache.Reshape({cache.dim(0) * t, C});
+  const Tensor to = out.Reshape({R * (t + 1), C});
+  const Tensor step = last.Reshape({R, C});
+  for (int64_t i = 0; i < R; ++i) {
+    const int64_t at = i * (t + 1);
+    backend.Copy(to.Slice(at, at + t), from.Slice(rows[i] * t, rows[i] * t + t));
+    backend.Copy(to.Slice(at + t, at + t + 1), step.Slice(i, i + 1));
   }
+  return out;
 }
 
 std::vector<int64_t> Iota(int64_t n) {
@@ -82,10 +104,10 @@ StatusOr<EncodedSource> EncodeSource(Model& model, const Tensor& source,
   ctx.training = false;
   // The embedding unit also embeds a decoder input; one position is enough and is discarded.
   MicroBatch mb;
-  mb.source = source;
-  mb.source_mask = source_mask;
-  mb.target_input = Tensor::Zeros({source.dim(0), 1}, DType::kI32, MemoryCategory::kActivations);
-  mb.target_mask = Tensor::Zeros({source.dim(0), 1}, DType::kU8, MemoryCategory::kActivations);
+  mb.source = OnDevice(backend, source);
+  mb.source_mask = OnDevice(backend, source_mask);
+  mb.target_input = backend.Zeros({source.dim(0), 1}, DType::kI32, MemoryCategory::kActivations);
+  mb.target_mask = backend.Zeros({source.dim(0), 1}, DType::kU8, MemoryCategory::kActivations);
   const std::vector<UnitInfo> infos = DescribeUnits(model.config());
   Stream io;
   for (size_t i = 0; i < model.units().size(); ++i) {
@@ -93,7 +115,7 @@ StatusOr<EncodedSource> EncodeSource(Model& model, const Tensor& source,
     if (kind == UnitKind::kDecoderLayer) break;
     model.units()[i]->Forward(ctx, mb, io);
   }
-  return EncodedSource{io.enc, source_mask};
+  return EncodedSource{io.enc, mb.source_mask};
 }
 
 StatusOr<std::unique_ptr<ModelDecoder>> ModelDecoder::Create(Model& model,
@@ -109,6 +131,7 @@ Status ModelDecoder::Init(Model& model, const EncodedSource& encoded) {
   }
   ModelBuildOptions options;
   options.dtype = model.dtype();
+  options.compute_dtype = model.compute_dtype();
   options.backend = &model.backend();
   settings_ = ResolveSettings(model.config(), options);
   if (!settings_.has_encoder || !settings_.has_decoder) {
@@ -123,7 +146,7 @@ Status ModelDecoder::Init(Model& model, const EncodedSource& encoded) {
   final_norm_bias_ = FindParameter(model, "decoder.layer_norm.bias");
   if (embed_table_ == nullptr) return Internal("model has no embed_tokens.weight");
 
-  sentence_mask_ = encoded.source_mask;
+  sentence_mask_ = OnDevice(*backend_, encoded.source_mask);
   const Tensor& memory = encoded.states;  // (B, S, C)
   for (auto& unit : model.units()) {
     if (!unit->name().starts_with("decoder.layers.")) continue;
@@ -176,10 +199,10 @@ void ModelDecoder::ApplyRowSelection() {
   // Beam search keeps each sentence's rows in place, so this copy happens only when rows are
   // first expanded to beams or a finished sentence leaves the batch.
   if (cached_sentence_ == row_sentence_) return;
-  row_mask_ = GatherRows(sentence_mask_, row_sentence_);
+  row_mask_ = GatherRows(*backend_, sentence_mask_, row_sentence_);
   for (Layer& layer : layers_) {
-    layer.cross_k = GatherRows(layer.sentence_cross_k, row_sentence_);
-    layer.cross_v = GatherRows(layer.sentence_cross_v, row_sentence_);
+    layer.cross_k = GatherRows(*backend_, layer.sentence_cross_k, row_sentence_);
+    layer.cross_v = GatherRows(*backend_, layer.sentence_cross_v, row_sentence_);
   }
   cached_sentence_ = row_sentence_;
 }
@@ -188,8 +211,9 @@ Tensor ModelDecoder::Embed(std::span<const int32_t> tokens) const {
   const int64_t R = static_cast<int64_t>(tokens.size());
   Tensor ids = Tensor::Empty({R, 1}, DType::kI32, MemoryCategory::kActivations);
   std::memcpy(ids.raw_data(), tokens.data(), tokens.size_bytes());
-  Tensor x = NewActivation(*backend_, {R, 1, settings_.d_model}, settings_.dtype);
-  backend_->EmbeddingForward(x, ids, embed_table_->value, std::sqrt(settings_.d_model));
+  Tensor x = NewActivation(*backend_, {R, 1, settings_.d_model}, settings_.compute_dtype);
+  backend_->EmbeddingForward(x, OnDevice(*backend_, ids), embed_table_->value,
+                             std::sqrt(settings_.d_model));
   backend_->PositionsAdd(x, static_cast<int>(position_));
   return x;
 }
@@ -207,15 +231,13 @@ Tensor ModelDecoder::SelfAttention(Layer& layer, const Tensor& x) {
     layer.self_k = k;
     layer.self_v = v;
   } else {
-    layer.self_k = GatherRows(layer.self_k, rows, /*extra=*/1);
-    layer.self_v = GatherRows(layer.self_v, rows, /*extra=*/1);
-    StoreLastPosition(layer.self_k, k);
-    StoreLastPosition(layer.self_v, v);
+    layer.self_k = AppendPosition(*backend_, layer.self_k, rows, k);
+    layer.self_v = AppendPosition(*backend_, layer.self_v, rows, v);
   }
   const int H = settings_.heads, D = settings_.d_model / H;
   const cpu::AttentionShape shape{static_cast<int>(R), 1, static_cast<int>(t + 1), H, D,
                                   /*causal=*/false};
-  Tensor probs = NewActivation(*backend_, {R, H, 1, t + 1}, x.dtype());
+  Tensor probs = backend_->NewAttentionProbs(shape, x.dtype());
   Tensor context = NewLike(*backend_, x);
   backend_->AttentionForward(context, probs, q, layer.self_k, layer.self_v, nullptr, shape, 0.0f,
                              RngStream{});
@@ -232,7 +254,7 @@ Tensor ModelDecoder::CrossAttention(const Layer& layer, const Tensor& x) const {
   const int H = settings_.heads, D = settings_.d_model / H;
   const cpu::AttentionShape shape{static_cast<int>(R), 1, static_cast<int>(S), H, D,
                                   /*causal=*/false};
-  Tensor probs = NewActivation(*backend_, {R, H, 1, S}, x.dtype());
+  Tensor probs = backend_->NewAttentionProbs(shape, x.dtype());
   Tensor context = NewLike(*backend_, x);
   backend_->AttentionForward(context, probs, q, layer.cross_k, layer.cross_v, &row_mask_, shape,
                              0.0f, RngStream{});
@@ -268,8 +290,8 @@ std::vector<double> ModelDecoder::Advance(std::span<const int32_t> tokens) {
   if (final_norm_weight_ != nullptr) {
     const int64_t R = x.dim(0);
     Tensor y = NewLike(*backend_, x);
-    Tensor mean = NewActivation(*backend_, {R, 1}, x.dtype());
-    Tensor rstd = NewActivation(*backend_, {R, 1}, x.dtype());
+    Tensor mean = NewActivation(*backend_, {R, 1}, StatsDType(x.dtype()));
+    Tensor rstd = NewActivation(*backend_, {R, 1}, StatsDType(x.dtype()));
     backend_->LayerNormForward(y, mean, rstd, x, final_norm_weight_->value, final_norm_bias_->value,
                                settings_.layernorm_eps);
     x = y;
@@ -278,14 +300,10 @@ std::vector<double> ModelDecoder::Advance(std::span<const int32_t> tokens) {
   Tensor logits = NewActivation(*backend_, {R, V}, x.dtype());
   backend_->LinearForward(logits, x.Reshape({R, settings_.d_model}), output_weight_->value,
                           nullptr);
+  // The only device-to-host transfer of a step: the logits.
   const Tensor host = ToHost(*backend_, logits);
   std::vector<double> result(static_cast<size_t>(R * V));
-  if (host.dtype() == DType::kF64) {
-    std::memcpy(result.data(), host.data<double>(), result.size() * sizeof(double));
-  } else {
-    const float* values = host.data<float>();
-    for (size_t i = 0; i < result.size(); ++i) result[i] = values[i];
-  }
+  ConvertElements(DType::kF64, result.data(), host.dtype(), host.raw_data(), R * V);
   LogSoftmaxRows(result, R, V);
   ++position_;
   return result;

@@ -7,6 +7,10 @@
 // sublayers with the same residual/norm wrappers (model/sublayer.h), (Pre-LN) the final norm, and
 // the output projection. Tests check it against Model::Logits of the whole prefix.
 //
+// Everything stays on the model's backend: token ids are copied over each step, the caches are
+// reordered and extended with Backend::Copy between row slices (no host access to device memory),
+// and only each step's logits come back to the host. Works on every backend (cpu, cuda, strict).
+//
 // Letters: B sentences, S source length, R rows, t position, C d_model, H heads, V vocab.
 #pragma once
 
@@ -26,12 +30,13 @@ namespace deepnet {
 
 // The encoder output of a batch of sources.
 struct EncodedSource {
-  Tensor states;       // (B, S, C) the encoder stack's output
-  Tensor source_mask;  // (B, S) u8, 1 = padding
+  Tensor states;       // (B, S, C) the encoder stack's output, on the model's device
+  Tensor source_mask;  // (B, S) u8, 1 = padding, on the model's device
 };
 
 // Runs the embedding and encoder units of `model` (an encoder-decoder model, dropout off) over
-// `source` (B, S) i32 with `source_mask` (B, S) u8.
+// `source` (B, S) i32 with `source_mask` (B, S) u8, host tensors or on the model's device (host
+// ones are copied there).
 StatusOr<EncodedSource> EncodeSource(Model& model, const Tensor& source, const Tensor& source_mask);
 
 class ModelDecoder final : public TokenScorer {
@@ -55,7 +60,9 @@ class ModelDecoder final : public TokenScorer {
     FfnParams ffn;
     Tensor sentence_cross_k, sentence_cross_v;  // (B, S, C) per sentence, computed once
     Tensor cross_k, cross_v;                    // (R, S, C) per row
-    Tensor self_k, self_v;                      // (R, t, C) keys and values of positions < t
+    // (R, t, C) keys and values of positions < t: as (R·t, C) rows, row r's positions are one
+    // contiguous range, so a step's reorder + append is two row-slice copies per row.
+    Tensor self_k, self_v;
   };
 
   ModelDecoder() = default;

@@ -32,7 +32,8 @@ StatusOr<Tokenizer> LoadRunTokenizer(const config::RunConfig& config,
   return Tokenizer::Load(path);
 }
 
-// The sources of `ids` as a padded (B, S) i32 tensor and its (B, S) u8 padding mask.
+// The sources of `ids` as a padded (B, S) i32 tensor and its (B, S) u8 padding mask, on the host
+// (EncodeSource copies them to the model's device).
 std::pair<Tensor, Tensor> PadSources(const std::vector<std::vector<int32_t>>& sources,
                                      const std::vector<int64_t>& ids, int32_t pad) {
   int64_t S = 0;
@@ -71,7 +72,8 @@ StatusOr<std::vector<Hypothesis>> DecodeBatch(InferenceModel& m, const Tensor& t
 }  // namespace
 
 StatusOr<InferenceModel> LoadInferenceModel(const std::string& checkpoint,
-                                            const std::string& data_dir_override) {
+                                            const std::string& data_dir_override,
+                                            const Backend& backend) {
   if (checkpoint.empty()) return InvalidArgument("--checkpoint DIR is required");
   if (!std::filesystem::exists(checkpoint)) {
     return NotFound("checkpoint " + checkpoint + " does not exist (pass a checkpoint root, " +
@@ -94,6 +96,7 @@ StatusOr<InferenceModel> LoadInferenceModel(const std::string& checkpoint,
   ModelBuildOptions options;
   options.seed = state.seed;
   options.pad_id = state.special_ids.pad;
+  options.backend = &backend;
   ASSIGN_OR_RETURN(m.model, Model::Build(model_config, options));
   std::vector<Unit*> units;
   for (auto& unit : m.model->units()) units.push_back(unit.get());

@@ -32,9 +32,12 @@ struct InferenceModel {
 
 // Loads `checkpoint` (a step directory, or a checkpoint root whose `latest` is used) and the
 // tokenizer <data_dir>/spm.model, data_dir being the saved config's data.data_dir unless
-// `data_dir_override` is set. Errors name the missing file and the flag that fixes it.
+// `data_dir_override` is set. The model is built on `backend` in fp32 (whatever precision it was
+// trained with: checkpoints hold the fp32 master weights). Errors name the missing file and the
+// flag that fixes it.
 StatusOr<InferenceModel> LoadInferenceModel(const std::string& checkpoint,
-                                            const std::string& data_dir_override);
+                                            const std::string& data_dir_override,
+                                            const Backend& backend = CpuBackend());
 
 // Pieces + </s>, cut to `max_tokens` (the </s> kept). InvalidArgument for text that is not UTF-8.
 StatusOr<std::vector<int32_t>> EncodeSentence(const InferenceModel& m, std::string_view text,
@@ -55,6 +58,8 @@ struct TranslateStats {
 };
 
 // Best hypothesis of each source (already encoded, </s> included), detokenised, in input order.
+// Runs on the model's backend: token ids and masks are built on the host and copied over, and only
+// the log-probabilities of each step come back.
 StatusOr<std::vector<std::string>> TranslateTokens(InferenceModel& m,
                                                    const std::vector<std::vector<int32_t>>& sources,
                                                    const TranslateOptions& options);

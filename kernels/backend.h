@@ -39,6 +39,9 @@ class Backend {
   virtual void Zero(const Tensor& t) const = 0;
   // Copies between any two tensors of equal numel and dtype (host <-> device included).
   virtual void Copy(const Tensor& dst, const Tensor& src) const = 0;
+  // dst = src converted to dst's dtype (equal numel, both on this backend's device; float dtypes):
+  // master weights -> 16-bit compute copies and back.
+  virtual void Convert(const Tensor& dst, const Tensor& src) const = 0;
 
   // --- linear: out (N, OC) = inp (N, C) · weight (OC, C)ᵀ + bias ---
   virtual void LinearForward(const Tensor& out, const Tensor& inp, const Tensor& weight,
@@ -67,6 +70,11 @@ class Backend {
                                 const Tensor& rstd, double alpha) const = 0;
 
   // --- attention: q (B, Tq, C), k/v (B, Tk, C), probs (B, H, Tq, Tk), mask (B, Tk) u8 or null ---
+  // What AttentionForward saves for the backward, as the backend wants it: the (B, H, Tq, Tk)
+  // probabilities here; an O(B·H·Tq) stats buffer on CUDA (flash attention never forms them).
+  virtual Tensor NewAttentionProbs(const cpu::AttentionShape& shape, DType dtype) const {
+    return Empty({shape.B, shape.H, shape.Tq, shape.Tk}, dtype, MemoryCategory::kActivations);
+  }
   virtual void AttentionForward(const Tensor& out, const Tensor& probs, const Tensor& q,
                                 const Tensor& k, const Tensor& v, const Tensor* key_padding_mask,
                                 const cpu::AttentionShape& shape, float dropout_p,

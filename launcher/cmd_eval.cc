@@ -1,7 +1,8 @@
-// `deepnet eval --checkpoint DIR [--valid FILE] [--beam 4] [--no_repeat_ngram N] [--limit N]
-// [--samples K]`: the validation loss (token-weighted cross-entropy, no label smoothing, no
-// dropout) and the corpus BLEU (sacreBLEU defaults) of translations of the validation set. Prints
-// a summary line and sacreBLEU's line, then K sample translations spread over the set.
+// `deepnet eval --checkpoint DIR [--device cpu|cuda|strict] [--valid FILE] [--beam 4]
+// [--no_repeat_ngram N] [--limit N] [--samples K]`: the validation loss (token-weighted
+// cross-entropy, no label smoothing, no dropout) and the corpus BLEU (sacreBLEU defaults) of
+// translations of the validation set. Prints a summary line and sacreBLEU's line, then K sample
+// translations spread over the set.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
@@ -13,6 +14,7 @@
 
 #include "infer/scoring.h"
 #include "infer/translator.h"
+#include "kernels/backends.h"
 #include "launcher/command_line.h"
 #include "text/bleu.h"
 #include "text/file_io.h"
@@ -90,10 +92,12 @@ Status RunEvalCommand(const CommandLine&) {
   if (FLAGS_limit < 0 || FLAGS_samples < 0) {
     return InvalidArgument("--limit and --samples must be >= 0");
   }
-  ASSIGN_OR_RETURN(InferenceModel model, LoadInferenceModel(FLAGS_checkpoint, FLAGS_data_dir));
+  ASSIGN_OR_RETURN(const Backend* device, DeviceFromFlag());
+  ASSIGN_OR_RETURN(InferenceModel model,
+                   LoadInferenceModel(FLAGS_checkpoint, FLAGS_data_dir, *device));
   ASSIGN_OR_RETURN(const std::vector<SentencePair> pairs, ReadValidPairs(model));
   LOG(INFO) << "evaluating " << model.checkpoint_dir << " (step " << model.step << ") on "
-            << pairs.size() << " pairs";
+            << pairs.size() << " pairs, device " << DescribeDevice(*device);
   LOG_IF(INFO, FLAGS_no_repeat_ngram > 0)
       << "translations repeat no " << FLAGS_no_repeat_ngram << "-gram (--no_repeat_ngram)";
 

@@ -2,6 +2,8 @@
 // [--batch B --src_len S --tgt_len T] [--cores N] [--out DIR]`: measures one unit of each kind,
 // splits the model into p stages for each schedule with the measured costs, predicts step time and
 // bubble, and writes DIR/profile.json, DIR/predictions.json, DIR/predicted_<schedule>.{json,svg}.
+// Units run on the config's parallel.backend (CPU, CUDA, STRICT; e.g. --set
+// parallel.backend=CUDA) in its parallel.precision, as a training rank would run them.
 //
 // Letters: B sentences per micro-batch, S source length, T target length.
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <iostream>
 
 #include "configs/config.h"
+#include "kernels/backends.h"
 #include "launcher/command_line.h"
 #include "parallel/trace.h"
 #include "profile/prediction.h"
@@ -154,6 +157,8 @@ Status RunProfileCommand(const CommandLine& command_line) {
                    LoadRunConfig(command_line, /*require_file=*/true));
   ASSIGN_OR_RETURN(const config::ModelConfig model, ResolvedModel(config));
   if (FLAGS_cores < 0) return InvalidArgument("--cores must be >= 0 (0: a core or GPU per rank)");
+  // The device first: a CUDA request without a usable GPU fails before anything is measured.
+  ASSIGN_OR_RETURN(const Backend* backend, OpenBackend(BackendKindOf(config.parallel())));
   std::string shape_source;
   const ProfileShape shape = ChooseShape(config, &shape_source);
   UnitProfileOptions options;
@@ -162,8 +167,13 @@ Status RunProfileCommand(const CommandLine& command_line) {
   options.recompute = RecomputeOf(config.parallel());
   options.seed = config.train().seed();
   options.optimizer = OptimizerOptions::FromConfig(config);
+  options.scaler = LossScalerOptionsOf(config.parallel());
+  options.backend = backend;
+  options.compute_dtype = ComputeDTypeOf(config.parallel());
   std::cout << "profiling " << model.encoder_layers() << "+" << model.decoder_layers()
-            << " layers, d_model " << model.d_model() << ", vocab " << model.vocab_size()
+            << " layers, d_model " << model.d_model() << ", vocab " << model.vocab_size() << " on "
+            << DescribeDevice(*backend) << ", precision "
+            << config::ParallelConfig::Precision_Name(config.parallel().precision())
             << ", recompute "
             << config::ParallelConfig::Recompute_Name(config.parallel().recompute())
             << "; shape from " << shape_source << "\n";

@@ -1,4 +1,5 @@
-// `deepnet score --checkpoint DIR --input pairs.tsv [--source_column N --target_column N]`:
+// `deepnet score --checkpoint DIR [--device cpu|cuda|strict] --input pairs.tsv
+// [--source_column N --target_column N]`:
 // the teacher-forced cross-entropy of each (source, target) line, no label smoothing, no dropout,
 // as JSON lines on stdout:
 //   {"line": 3, "tokens": 12, "nll": 2.345678, "ppl": 10.439}   per pair (file line number)
@@ -14,6 +15,7 @@
 
 #include "infer/scoring.h"
 #include "infer/translator.h"
+#include "kernels/backends.h"
 #include "launcher/command_line.h"
 #include "text/file_io.h"
 
@@ -84,7 +86,9 @@ Status RunScoreCommand(const CommandLine&) {
   if (FLAGS_source_column < 0 || FLAGS_target_column < 0) {
     return InvalidArgument("--source_column and --target_column count from 1");
   }
-  ASSIGN_OR_RETURN(InferenceModel model, LoadInferenceModel(FLAGS_checkpoint, FLAGS_data_dir));
+  ASSIGN_OR_RETURN(const Backend* device, DeviceFromFlag());
+  ASSIGN_OR_RETURN(InferenceModel model,
+                   LoadInferenceModel(FLAGS_checkpoint, FLAGS_data_dir, *device));
   const int source_column =
       FLAGS_source_column > 0 ? FLAGS_source_column : model.config.data().source_column();
   const int target_column =
@@ -107,7 +111,7 @@ Status RunScoreCommand(const CommandLine&) {
               static_cast<long long>(total.tokens));
   std::fflush(stdout);
   LOG(INFO) << "scored " << lines.size() << " pairs of " << FLAGS_input << " with "
-            << model.checkpoint_dir;
+            << model.checkpoint_dir << " on " << DescribeDevice(*device);
   return OkStatus();
 }
 

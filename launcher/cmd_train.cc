@@ -3,6 +3,8 @@
 // One process (train/trainer.h) when the config asks for one rank; otherwise one process per rank
 // of a data × pipeline grid (parallel/pipeline_trainer.h), started by MPI:
 //   mpirun -np 4 deepnet train --config configs/deepnet-1000L.pbtxt
+// With parallel.backend: CUDA each rank takes the GPU of its index on its node, and device tensors
+// go over NCCL (parallel.comm: NCCL, the default there) or are staged through MPI.
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -11,6 +13,10 @@
 #include "launcher/command_line.h"
 #include "parallel/pipeline_trainer.h"
 #include "runtime/mpi_communicator.h"
+#ifdef DEEPNET_HAVE_CUDA
+#include "runtime/nccl_communicator.h"
+#endif
+#include "train/run_setup.h"
 #include "train/trainer.h"
 
 namespace deepnet {
@@ -31,7 +37,22 @@ Status TrainPipeline(const config::RunConfig& config) {
                              : Communicator::kDefaultTimeoutSeconds;
   ASSIGN_OR_RETURN(std::unique_ptr<MpiCommunicator> world, MpiCommunicator::World(timeout));
   LOG_IF(INFO, world->rank() == 0) << "config:\n" << config::ConfigToText(config);
-  StatusOr<std::unique_ptr<PipelineTrainer>> trainer = PipelineTrainer::Create(config, *world);
+  RankDevice device;
+  device.local_rank = world->local_rank();
+  std::unique_ptr<Communicator> device_world;
+  if (CommOf(config.parallel()) == config::ParallelConfig::NCCL) {
+#ifdef DEEPNET_HAVE_CUDA
+    // Collective: every rank learns whether all have a GPU before any enters NCCL.
+    StatusOr<std::unique_ptr<NcclCommunicator>> nccl = NcclCommunicator::Create(*world, timeout);
+    if (!nccl.ok()) return nccl.status().WithContext("world rank " + std::to_string(world->rank()));
+    device_world = std::move(*nccl);
+    device.device_world = device_world.get();
+#else
+    return Unavailable("parallel.comm: NCCL, but this deepnet was built without CUDA");
+#endif
+  }
+  StatusOr<std::unique_ptr<PipelineTrainer>> trainer =
+      PipelineTrainer::Create(config, *world, LocalFileSystem(), device);
   Status status = trainer.ok() ? (*trainer)->Run() : trainer.status();
   return status.WithContext("world rank " + std::to_string(world->rank()));
 }

@@ -1,7 +1,7 @@
-// `deepnet translate --checkpoint DIR [--input FILE|-] [--beam 4] [--max_len_a 1.2]
-// [--max_len_b 10] [--no_repeat_ngram N] [--batch 32]`: one source sentence per input line, one
-// translation per output line, in order. Lines are read in chunks, so a pipe gets its translations
-// as it goes.
+// `deepnet translate --checkpoint DIR [--device cpu|cuda|strict] [--input FILE|-] [--beam 4]
+// [--max_len_a 1.2] [--max_len_b 10] [--no_repeat_ngram N] [--batch 32]`: one source sentence per
+// input line, one translation per output line, in order. Lines are read in chunks, so a pipe gets
+// its translations as it goes.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "infer/translator.h"
+#include "kernels/backends.h"
 #include "launcher/command_line.h"
 
 DEFINE_string(input, "-", "translate: source sentences, one per line (- = stdin); score: the TSV");
@@ -80,9 +81,12 @@ Status RunTranslateCommand(const CommandLine&) {
     if (!file) return NotFound("cannot open --input " + FLAGS_input);
   }
   std::istream& in = file.is_open() ? static_cast<std::istream&>(file) : std::cin;
-  ASSIGN_OR_RETURN(InferenceModel model, LoadInferenceModel(FLAGS_checkpoint, FLAGS_data_dir));
+  ASSIGN_OR_RETURN(const Backend* device, DeviceFromFlag());
+  ASSIGN_OR_RETURN(InferenceModel model,
+                   LoadInferenceModel(FLAGS_checkpoint, FLAGS_data_dir, *device));
   LOG(INFO) << "translating with " << model.checkpoint_dir << " (step " << model.step << ", "
-            << model.model->num_parameters() << " parameters), beam " << FLAGS_beam;
+            << model.model->num_parameters() << " parameters) on " << DescribeDevice(*device)
+            << ", beam " << FLAGS_beam;
   const TranslateOptions options = TranslateOptionsFromFlags();
   // Enough lines per chunk to sort them into well-filled batches.
   const size_t chunk = static_cast<size_t>(BatchSize()) * 16;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "configs/config.h"
+#include "kernels/backends.h"
 
 DEFINE_string(config, "", "run config file (text-format RunConfig, e.g. configs/demo.pbtxt)");
 DEFINE_string(data_dir, "", "overrides data.data_dir (where `prepare` writes and `train` reads)");
@@ -11,6 +12,9 @@ DEFINE_string(checkpoint_dir, "", "overrides checkpoint.dir");
 DEFINE_bool(resume, false, "continue from the newest checkpoint in checkpoint.dir, if any");
 DEFINE_string(checkpoint, "", "export: a step directory, or a checkpoint root (uses `latest`)");
 DEFINE_string(out, "", "export: the safetensors file to write");
+DEFINE_string(device, "cpu",
+              "translate, score, eval, export: where the model runs: cpu, cuda or strict (the "
+              "CPU-run test device whose memory the host cannot read)");
 
 namespace deepnet {
 
@@ -36,6 +40,12 @@ StatusOr<std::vector<std::string>> ExtractSetFlags(int* argc, char** argv) {
   }
   *argc = kept;
   return values;
+}
+
+StatusOr<const Backend*> DeviceFromFlag() {
+  StatusOr<BackendKind> kind = ParseBackendKind(FLAGS_device);
+  if (!kind.ok()) return kind.status().WithContext("--device");
+  return OpenBackend(*kind, /*local_rank=*/0);
 }
 
 StatusOr<config::RunConfig> LoadRunConfig(const CommandLine& command_line, bool require_file) {

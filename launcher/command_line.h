@@ -1,8 +1,8 @@
 // The pieces of the `deepnet` command line that every command shares.
 //
-// Flags are gflags (--config, --data_dir, --checkpoint_dir, --resume, --checkpoint, --out),
-// except --set: gflags keeps only the last value of a repeated flag, so main() takes every
-// `--set X` / `--set=X` out of argv itself, in order, before gflags sees the rest.
+// Flags are gflags (--config, --data_dir, --checkpoint_dir, --resume, --checkpoint, --out,
+// --device), except --set: gflags keeps only the last value of a repeated flag, so main() takes
+// every `--set X` / `--set=X` out of argv itself, in order, before gflags sees the rest.
 #pragma once
 
 #include <gflags/gflags.h>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "configs/deepnet.pb.h"
+#include "kernels/backend.h"
 #include "runtime/status.h"
 
 DECLARE_string(config);
@@ -19,6 +20,7 @@ DECLARE_string(checkpoint_dir);
 DECLARE_bool(resume);
 DECLARE_string(checkpoint);
 DECLARE_string(out);
+DECLARE_string(device);
 
 namespace deepnet {
 
@@ -34,6 +36,11 @@ StatusOr<std::vector<std::string>> ExtractSetFlags(int* argc, char** argv);
 // The config of --config (or the defaults alone when --config is empty and `require_file` is
 // false), then every --set, then --data_dir, --checkpoint_dir and --resume; validated.
 StatusOr<config::RunConfig> LoadRunConfig(const CommandLine& command_line, bool require_file);
+
+// The backend of --device (cpu, cuda, strict) for the commands that load a checkpoint (translate,
+// score, eval, export); opened on local rank 0. InvalidArgument for an unknown name, Unavailable
+// when the device cannot be used (a CPU-only build, no GPU).
+StatusOr<const Backend*> DeviceFromFlag();
 
 // One function per command (launcher/cmd_*.cc).
 Status RunConfigCommand(const CommandLine& command_line);

@@ -143,6 +143,7 @@ ModelSettings ResolveSettings(const ModelConfig& c, const ModelBuildOptions& opt
   s.decoder = DecoderConstants(c);
   s.seed = options.seed;
   s.dtype = options.dtype;
+  s.compute_dtype = options.compute_dtype.value_or(options.dtype);
   s.backend = options.backend != nullptr ? options.backend : &CpuBackend();
   return s;
 }

@@ -30,8 +30,8 @@ Tensor EmbeddingUnit::Embed(const Backend& backend, const Tensor& tokens,
   CHECK_EQ(tokens.rank(), 2) << name_ << ": token ids must be (B, T), got " << tokens.ToString();
   CHECK_LE(tokens.dim(1), settings_.max_positions)
       << name_ << ": sequence longer than model.max_positions";
-  Tensor out =
-      NewActivation(backend, {tokens.dim(0), tokens.dim(1), settings_.d_model}, settings_.dtype);
+  Tensor out = NewActivation(backend, {tokens.dim(0), tokens.dim(1), settings_.d_model},
+                             settings_.compute_dtype);
   backend.EmbeddingForward(out, tokens, table_->value, std::sqrt(settings_.d_model));
   backend.PositionsAdd(out, 0);
   if (dropout.rate > 0.0f) backend.DropoutForward(out, out, dropout.rate, dropout.stream);

@@ -218,8 +218,8 @@ std::unique_ptr<SavedActivations> FinalNormUnit::Forward(const StepContext& ctx,
   auto saved = std::make_unique<FinalNormSaved>();
   saved->x = states;
   const Shape rows(states.shape().begin(), states.shape().end() - 1);
-  saved->mean = NewActivation(b, rows, states.dtype());
-  saved->rstd = NewActivation(b, rows, states.dtype());
+  saved->mean = NewActivation(b, rows, StatsDType(states.dtype()));
+  saved->rstd = NewActivation(b, rows, StatsDType(states.dtype()));
   Tensor y = NewLike(b, states);
   b.LayerNormForward(y, saved->mean, saved->rstd, states, weight_->value, bias_->value,
                      settings_.layernorm_eps);

@@ -50,6 +50,13 @@ StatusOr<std::unique_ptr<Model>> Model::Build(const config::ModelConfig& config,
     return InvalidArgument("model dtype must be f32 or f64, got " +
                            std::string(DTypeName(options.dtype)));
   }
+  if (options.compute_dtype.has_value() && *options.compute_dtype != options.dtype &&
+      !(options.dtype == DType::kF32 &&
+        (*options.compute_dtype == DType::kBF16 || *options.compute_dtype == DType::kF16))) {
+    return InvalidArgument("compute dtype " + std::string(DTypeName(*options.compute_dtype)) +
+                           " over " + std::string(DTypeName(options.dtype)) +
+                           " weights: mixed precision is bf16 or f16 over f32");
+  }
   const std::vector<UnitInfo> infos = DescribeUnits(config);
   const int total = static_cast<int>(infos.size());
   const int first = options.first_unit;
@@ -66,6 +73,7 @@ StatusOr<std::unique_ptr<Model>> Model::Build(const config::ModelConfig& config,
   model->config_ = config;
   model->backend_ = settings.backend;
   model->dtype_ = settings.dtype;
+  model->compute_dtype_ = settings.compute_dtype;
   model->first_unit_ = first;
   model->num_units_total_ = total;
   for (int i = first; i < end; ++i)

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,7 +60,10 @@ struct ModelBuildOptions {
   // Initial weights depend only on (seed, parameter name): the name carries the unit (layer)
   // index, and the output unit's tied copy of `embed_tokens.weight` gets the primary's values.
   uint64_t seed = 1;
-  DType dtype = DType::kF32;         // kF32, or kF64 (gradient checks)
+  DType dtype = DType::kF32;  // kF32, or kF64 (gradient checks)
+  // Mixed precision: kBF16 or kF16 activations and compute weights over `dtype` master weights
+  // and gradients (kernels/cuda/README.md). Unset: `dtype`.
+  std::optional<DType> compute_dtype;
   const Backend* backend = nullptr;  // default: CpuBackend()
   int first_unit = 0;                // build units [first_unit, end_unit); -1 = to the end
   int end_unit = -1;
@@ -74,6 +78,7 @@ class Model {
   const config::ModelConfig& config() const { return config_; }
   const Backend& backend() const { return *backend_; }
   DType dtype() const { return dtype_; }
+  DType compute_dtype() const { return compute_dtype_; }
   std::vector<std::unique_ptr<Unit>>& units() { return units_; }
   int first_unit() const { return first_unit_; }
   int num_units_total() const { return num_units_total_; }
@@ -108,6 +113,7 @@ class Model {
   config::ModelConfig config_;
   const Backend* backend_ = nullptr;
   DType dtype_ = DType::kF32;
+  DType compute_dtype_ = DType::kF32;
   std::vector<std::unique_ptr<Unit>> units_;
   int first_unit_ = 0;
   int num_units_total_ = 0;

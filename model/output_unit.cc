@@ -40,10 +40,11 @@ std::unique_ptr<SavedActivations> OutputUnit::Forward(const StepContext& ctx, co
       << name_ << ": targets " << mb.target.ToString() << " do not match the states "
       << saved->x.ToString();
   saved->logits = Logits(ctx, saved->x);
-  saved->lse = NewActivation(b, mb.target.shape(), saved->x.dtype());
+  saved->lse = NewActivation(b, mb.target.shape(), StatsDType(saved->x.dtype()));
   saved->label_smoothing = ctx.label_smoothing;
   saved->pad_id = ctx.pad_id;
-  Tensor losses = b.Empty(mb.target.shape(), saved->x.dtype(), MemoryCategory::kWorkspace);
+  Tensor losses =
+      b.Empty(mb.target.shape(), StatsDType(saved->x.dtype()), MemoryCategory::kWorkspace);
   b.CrossEntropyForward(losses, saved->lse, saved->logits, mb.target, ctx.label_smoothing,
                         ctx.pad_id);
 

@@ -158,26 +158,31 @@ void FillNormal(double* out, int64_t n, double stddev, uint64_t seed, std::strin
 }
 
 void AllocateParameters(const std::vector<ParamSpec>& specs, const Backend& backend, DType dtype,
-                        uint64_t seed, std::vector<Parameter>* parameters, Tensor* flat_values,
-                        Tensor* flat_grads) {
+                        DType compute_dtype, uint64_t seed, std::vector<Parameter>* parameters,
+                        ParameterBuffers* buffers) {
   const int64_t total = CountElements(specs);
-  *flat_values = backend.Empty({total}, dtype, MemoryCategory::kParameters);
-  *flat_grads = backend.Zeros({total}, dtype, MemoryCategory::kGradients);
+  const bool mixed = compute_dtype != dtype;
+  buffers->values = backend.Empty({total}, compute_dtype, MemoryCategory::kParameters);
+  buffers->grads = backend.Zeros({total}, dtype, MemoryCategory::kGradients);
+  buffers->master = mixed ? backend.Empty({total}, dtype, MemoryCategory::kParameters) : Tensor();
+  const Tensor& weights = mixed ? buffers->master : buffers->values;
   // Values are drawn on the host, straight into the buffer when it is host memory.
   const bool on_host = backend.device().is_cpu();
-  const Tensor host =
-      on_host ? *flat_values : Tensor::Empty({total}, dtype, MemoryCategory::kOther);
+  const Tensor host = on_host ? weights : Tensor::Empty({total}, dtype, MemoryCategory::kOther);
   parameters->clear();
   int64_t offset = 0;
   for (const ParamSpec& spec : specs) {
     const int64_t n = NumElements(spec.shape);
     Initialise(host.Slice(offset, offset + n), spec, seed);
-    parameters->push_back({spec.name, flat_values->Slice(offset, offset + n).Reshape(spec.shape),
-                           flat_grads->Slice(offset, offset + n).Reshape(spec.shape),
-                           spec.tied_copy});
+    Parameter parameter{spec.name, buffers->values.Slice(offset, offset + n).Reshape(spec.shape),
+                        buffers->grads.Slice(offset, offset + n).Reshape(spec.shape), Tensor(),
+                        spec.tied_copy};
+    if (mixed) parameter.master = buffers->master.Slice(offset, offset + n).Reshape(spec.shape);
+    parameters->push_back(std::move(parameter));
     offset += n;
   }
-  if (!on_host) backend.Copy(*flat_values, host);
+  if (!on_host) backend.Copy(weights, host);
+  if (mixed) backend.Convert(buffers->values, buffers->master);
 }
 
 }  // namespace deepnet

@@ -44,10 +44,18 @@ int64_t CountElements(const std::vector<ParamSpec>& specs);
 // n draws of N(0, stddev²) for the parameter `name` (Box–Muller over Philox 4x32-10).
 void FillNormal(double* out, int64_t n, double stddev, uint64_t seed, std::string_view name);
 
-// Allocates the flat buffers on `backend`'s device (values kParameters, grads kGradients, grads
-// zeroed), initialises the values and creates one Parameter of views per spec.
+// The flat buffers of one unit, on one device.
+struct ParameterBuffers {
+  Tensor values;  // compute dtype
+  Tensor grads;   // master dtype, zeroed
+  Tensor master;  // master dtype; only when the compute dtype differs
+};
+
+// Allocates the flat buffers on `backend`'s device (values and master kParameters, grads
+// kGradients), initialises the weights in `dtype` (the master dtype), rounds them into the
+// `compute_dtype` values when that differs, and creates one Parameter of views per spec.
 void AllocateParameters(const std::vector<ParamSpec>& specs, const Backend& backend, DType dtype,
-                        uint64_t seed, std::vector<Parameter>* parameters, Tensor* flat_values,
-                        Tensor* flat_grads);
+                        DType compute_dtype, uint64_t seed, std::vector<Parameter>* parameters,
+                        ParameterBuffers* buffers);
 
 }  // namespace deepnet

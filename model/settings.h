@@ -31,7 +31,8 @@ struct ModelSettings {
   DeepNormConstants decoder;
 
   uint64_t seed = 1;
-  DType dtype = DType::kF32;
+  DType dtype = DType::kF32;          // master weights and parameter gradients
+  DType compute_dtype = DType::kF32;  // activations and the weights the ops read
   const Backend* backend = nullptr;
 };
 

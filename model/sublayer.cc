@@ -29,8 +29,8 @@ Tensor ResidualBegin(const Backend& backend, const ResidualSpec& spec, const Ten
   saved->x = x;
   if (!spec.pre_norm) return x;
   saved->normed = NewLike(backend, x);
-  saved->mean = NewActivation(backend, WithLastDim(x.shape(), -1), x.dtype());
-  saved->rstd = NewActivation(backend, WithLastDim(x.shape(), -1), x.dtype());
+  saved->mean = NewActivation(backend, WithLastDim(x.shape(), -1), StatsDType(x.dtype()));
+  saved->rstd = NewActivation(backend, WithLastDim(x.shape(), -1), StatsDType(x.dtype()));
   backend.LayerNormForward(saved->normed, saved->mean, saved->rstd, x, spec.norm_weight->value,
                            spec.norm_bias->value, spec.eps);
   return saved->normed;
@@ -50,8 +50,8 @@ Tensor ResidualEnd(const Backend& backend, const ResidualSpec& spec, const Dropo
     backend.Add(y, x, g);
     return y;
   }
-  saved->mean = NewActivation(backend, WithLastDim(x.shape(), -1), x.dtype());
-  saved->rstd = NewActivation(backend, WithLastDim(x.shape(), -1), x.dtype());
+  saved->mean = NewActivation(backend, WithLastDim(x.shape(), -1), StatsDType(x.dtype()));
+  saved->rstd = NewActivation(backend, WithLastDim(x.shape(), -1), StatsDType(x.dtype()));
   backend.DeepNormForward(y, saved->mean, saved->rstd, x, g, spec.norm_weight->value,
                           spec.norm_bias->value, spec.alpha, spec.eps);
   saved->g = g;
@@ -118,7 +118,7 @@ Tensor AttentionBlockForward(const Backend& backend, const AttentionParams& para
   backend.LinearForward(saved->q, xq, params.q_weight->value, &params.q_bias->value);
   backend.LinearForward(saved->k, xkv, params.k_weight->value, &params.k_bias->value);
   backend.LinearForward(saved->v, xkv, params.v_weight->value, &params.v_bias->value);
-  Tensor probs = NewActivation(backend, {B, heads, Tq, Tk}, xq.dtype());
+  Tensor probs = backend.NewAttentionProbs(saved->shape, xq.dtype());
   saved->context = NewLike(backend, xq);
   backend.AttentionForward(saved->context, probs, saved->q, saved->k, saved->v,
                            MaskOrNull(key_mask), saved->shape, dropout.rate, dropout.stream);
@@ -139,7 +139,7 @@ void AttentionBlockBackward(const Backend& backend, const AttentionParams& param
   if (IsEmpty(probs)) {
     // Selective recompute: the same inputs and Philox stream give the same probabilities.
     const cpu::AttentionShape& s = saved.shape;
-    probs = NewActivation(backend, {s.B, s.H, s.Tq, s.Tk}, saved.q.dtype());
+    probs = backend.NewAttentionProbs(s, saved.q.dtype());
     Tensor unused_context = NewLike(backend, saved.context);
     backend.AttentionForward(unused_context, probs, saved.q, saved.k, saved.v,
                              MaskOrNull(saved.key_mask), s, saved.dropout.rate,

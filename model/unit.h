@@ -34,12 +34,22 @@ namespace deepnet {
 // One named parameter tensor and its gradient, views into the unit's two flat buffers.
 struct Parameter {
   std::string name;  // export name (SPEC §2), e.g. "encoder.layers.3.fc1.weight"
-  Tensor value;
-  Tensor grad;
+  Tensor value;      // what the ops read: the weights themselves, or their 16-bit compute copy
+  Tensor grad;       // in the model's (master) dtype
+  // Mixed precision: the fp32 master weights the optimizer updates and checkpoints hold; `value`
+  // is their rounded copy. Empty when `value` is itself the master.
+  Tensor master;
   // Tied copies (the output projection's copy of the shared embedding) are kept equal by giving
   // them the same summed gradient and the same update; only the primary copy counts in the norm
   // and is exported.
   bool tied_copy = false;
+
+  // The trained weights: the master copy when there is one.
+  const Tensor& weights() const { return master.defined() ? master : value; }
+  // After the weights change (an update, a checkpoint load): refresh the compute copy.
+  void SyncComputeCopy(const Backend& backend) const {
+    if (master.defined()) backend.Convert(value, master);
+  }
 };
 
 // The tensors that cross unit and stage boundaries for one micro-batch.
@@ -107,6 +117,8 @@ class Unit {
   // parameters.
   const Tensor& flat_values() const { return flat_values_; }
   const Tensor& flat_grads() const { return flat_grads_; }
+  // Mixed precision: the flat fp32 master weights behind flat_values (empty otherwise).
+  const Tensor& flat_master() const { return flat_master_; }
 
   // Transforms `io` for `mb`, and returns what Backward needs (respecting ctx.recompute).
   virtual std::unique_ptr<SavedActivations> Forward(const StepContext& ctx, const MicroBatch& mb,
@@ -134,6 +146,7 @@ class Unit {
   std::vector<Parameter> parameters_;
   Tensor flat_values_;
   Tensor flat_grads_;
+  Tensor flat_master_;
 };
 
 }  // namespace deepnet

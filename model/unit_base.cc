@@ -87,8 +87,12 @@ void GradWork::Run() {
 ModelUnit::ModelUnit(std::string name, int index, const ModelSettings& settings,
                      const std::vector<ParamSpec>& specs)
     : Unit(std::move(name), index), settings_(settings) {
-  AllocateParameters(specs, *settings_.backend, settings_.dtype, settings_.seed, &parameters_,
-                     &flat_values_, &flat_grads_);
+  ParameterBuffers buffers;
+  AllocateParameters(specs, *settings_.backend, settings_.dtype, settings_.compute_dtype,
+                     settings_.seed, &parameters_, &buffers);
+  flat_values_ = std::move(buffers.values);
+  flat_grads_ = std::move(buffers.grads);
+  flat_master_ = std::move(buffers.master);
 }
 
 void ModelUnit::Backward(const StepContext& ctx, const MicroBatch& mb,

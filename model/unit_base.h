@@ -91,6 +91,12 @@ inline bool IsEmpty(const Tensor& t) { return t.rank() == 0 && t.numel() == 0; }
 // A fresh (kActivations) tensor of `like`'s shape and dtype.
 Tensor NewLike(const Backend& backend, const Tensor& like);
 Tensor NewActivation(const Backend& backend, const Shape& shape, DType dtype);
+// The dtype of per-row statistics (LayerNorm mean/rstd, log-sum-exp, token losses) beside
+// activations of `activation`: f32 under 16-bit mixed precision, where bf16 statistics would
+// cost the backward its accuracy; the activation dtype otherwise.
+inline DType StatsDType(DType activation) {
+  return activation == DType::kBF16 || activation == DType::kF16 ? DType::kF32 : activation;
+}
 
 // Σ nbytes over the tensors (empty ones count 0).
 int64_t SumBytes(std::initializer_list<const Tensor*> tensors);

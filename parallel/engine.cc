@@ -244,7 +244,13 @@ int PipelineEngine::Tag(const Action& action, int tensor) const {
          4 * kChunkField * (action.micro_batch % kMicroBatchField);
 }
 
+DeviceTransfers& PipelineEngine::Transfers(const Backend& backend) {
+  if (transfers_ == nullptr) transfers_ = std::make_unique<DeviceTransfers>(pipeline_, backend);
+  return *transfers_;
+}
+
 Status PipelineEngine::RunGroup(std::span<const Action> group) {
+  DeviceTransfers& transfers = Transfers(*ctx_.backend);
   struct Incoming {
     Key key;
     Stream stream;
@@ -253,7 +259,7 @@ Status PipelineEngine::RunGroup(std::span<const Action> group) {
   std::vector<Stream> outgoing;  // kept alive until the sends complete
   std::vector<Incoming> incoming;
   Status posted = OkStatus();
-  pipeline_.GroupStart();
+  transfers.GroupStart();
   for (const Action& action : group) {
     const MicroBatch& mb = MicroBatchAt(action.micro_batch);
     const int boundary = BoundaryUnit(action);
@@ -282,8 +288,8 @@ Status PipelineEngine::RunGroup(std::span<const Action> group) {
     for (size_t t = 0; t < crossing.size() && posted.ok(); ++t) {
       const int tensor = crossing.size() == 2 ? static_cast<int>(t) : (tensors.enc ? 0 : 1);
       StatusOr<Request> request =
-          IsSend(action.kind) ? pipeline_.Isend(crossing[t], action.peer, Tag(action, tensor))
-                              : pipeline_.Irecv(crossing[t], action.peer, Tag(action, tensor));
+          IsSend(action.kind) ? transfers.Isend(crossing[t], action.peer, Tag(action, tensor))
+                              : transfers.Irecv(crossing[t], action.peer, Tag(action, tensor));
       if (request.ok()) {
         requests.push_back(*request);
       } else {
@@ -292,16 +298,17 @@ Status PipelineEngine::RunGroup(std::span<const Action> group) {
     }
     if (!posted.ok()) break;
   }
-  const Status ended = pipeline_.GroupEnd();
+  const Status ended = transfers.GroupEnd();
   RETURN_IF_ERROR(posted);
   RETURN_IF_ERROR(ended);
-  RETURN_IF_ERROR(pipeline_.WaitAll(requests));
+  RETURN_IF_ERROR(transfers.WaitAll(requests));
   for (Incoming& in : incoming) received_[in.key] = std::move(in.stream);
   return OkStatus();
 }
 
 StatusOr<Stream> PipelineEngine::ForwardOnly(const MicroBatch& mb, const StepContext& ctx) {
   const int p = options_.stages;
+  DeviceTransfers& transfers = Transfers(*ctx.backend);
   Stream io;
   for (const EngineChunk& chunk : chunks_) {
     const int k = chunk.model_chunk;
@@ -312,7 +319,7 @@ StatusOr<Stream> PipelineEngine::ForwardOnly(const MicroBatch& mb, const StepCon
           layout_.Crossing(io, layout_.Activation(first), mb);
       for (size_t t = 0; t < tensors->size(); ++t) {
         const int tag = kEvaluationTagBase + 2 * ((k - 1) % kChunkField) + static_cast<int>(t);
-        RETURN_IF_ERROR(pipeline_.Recv((*tensors)[t], (k - 1) % p, tag)
+        RETURN_IF_ERROR(transfers.Recv((*tensors)[t], (k - 1) % p, tag)
                             .WithContext("evaluation, stage " + std::to_string(options_.stage)));
       }
     }
@@ -323,7 +330,7 @@ StatusOr<Stream> PipelineEngine::ForwardOnly(const MicroBatch& mb, const StepCon
                      layout_.Crossing(io, layout_.Activation(end), mb));
     for (size_t t = 0; t < tensors.size(); ++t) {
       const int tag = kEvaluationTagBase + 2 * (k % kChunkField) + static_cast<int>(t);
-      RETURN_IF_ERROR(pipeline_.Send(tensors[t], (k + 1) % p, tag)
+      RETURN_IF_ERROR(transfers.Send(tensors[t], (k + 1) % p, tag)
                           .WithContext("evaluation, stage " + std::to_string(options_.stage)));
     }
   }

@@ -16,7 +16,8 @@
 //   The actions of one group are posted between GroupStart/GroupEnd and waited for together;
 //   received Streams are kept by (kind, micro-batch, chunk) until the pass that consumes them.
 //   Receive buffers come from a pool (transfer_buffers.h) and return to it when no pass
-//   references them any more, so steady-state steps receive without allocating; computed
+//   references them any more, so steady-state steps receive without allocating. Tensors on a
+//   device the transport cannot read travel through host staging (device_transfers.h); computed
 //   activations live as long as a pass references them. All are charged to kActivations, so the
 //   allocator's activation peak is the stage's true peak.
 // - ReduceGradients: tied embedding gradients exchanged between the first and last stage (both
@@ -39,6 +40,7 @@
 
 #include "kernels/backend.h"
 #include "model/unit.h"
+#include "parallel/device_transfers.h"
 #include "parallel/engine_layout.h"
 #include "parallel/engine_reduce.h"
 #include "parallel/schedule.h"
@@ -95,6 +97,8 @@ class PipelineEngine {
   StatusOr<Stream> ForwardOnly(const MicroBatch& mb, const StepContext& ctx);
 
   const TransferBuffers& receive_buffers() const { return receive_buffers_; }
+  // Null until the first Run or ForwardOnly (they bring the backend).
+  const DeviceTransfers* transfers() const { return transfers_.get(); }
 
  private:
   // What backward needs of one (chunk, micro-batch).
@@ -112,6 +116,7 @@ class PipelineEngine {
   // Rebuilds the SavedActivations of units [begin, end) from the checkpoint at `begin`.
   void Replay(const EngineChunk& chunk, const MicroBatch& mb, Held& held, int begin, int end);
   Status RunGroup(std::span<const Action> group);
+  DeviceTransfers& Transfers(const Backend& backend);
   StatusOr<Stream> TakeReceived(ActionKind kind, const Action& action);
   const MicroBatch& MicroBatchAt(int index) const { return micro_batches_[index]; }
 
@@ -142,7 +147,8 @@ class PipelineEngine {
   std::map<Key, Stream> outbox_;              // computed, waiting for their send
   std::map<Key, Stream> received_;            // received, waiting for their pass
 
-  TransferBuffers receive_buffers_;  // across flushes
+  TransferBuffers receive_buffers_;             // across flushes
+  std::unique_ptr<DeviceTransfers> transfers_;  // over pipeline_, on the steps' backend
   TraceWriter* trace_ = nullptr;
   const TraceClock* clock_ = nullptr;
   int trace_rank_ = 0;

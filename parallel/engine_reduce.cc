@@ -13,9 +13,11 @@ constexpr int kTiedGradientTag = 30000;
 
 GradientReducer::GradientReducer(Communicator& pipeline, Communicator& data,
                                  std::vector<int> unit_stage, std::vector<Unit*> units, bool tied,
-                                 const Backend& backend)
+                                 const Backend& backend, Communicator* device_pipeline,
+                                 Communicator* device_data)
     : pipeline_(pipeline),
-      data_(data),
+      pipeline_transfers_(device_pipeline != nullptr ? *device_pipeline : pipeline, backend),
+      data_transfers_(device_data != nullptr ? *device_data : data, backend),
       unit_stage_(std::move(unit_stage)),
       units_(std::move(units)),
       backend_(backend),
@@ -42,14 +44,15 @@ Status GradientReducer::SumTiedGradients() {
   const int peer = embedding_ != nullptr ? unit_stage_.back() : unit_stage_.front();
   Tensor theirs = backend_.Empty(mine.grad.shape(), mine.grad.dtype(), MemoryCategory::kWorkspace);
   std::array<Request, 2> requests;
-  pipeline_.GroupStart();
-  StatusOr<Request> send = pipeline_.Isend(mine.grad, peer, kTiedGradientTag);
-  StatusOr<Request> recv = pipeline_.Irecv(theirs, peer, kTiedGradientTag);
-  RETURN_IF_ERROR(pipeline_.GroupEnd());
+  DeviceTransfers& transfers = pipeline_transfers_;
+  transfers.GroupStart();
+  StatusOr<Request> send = transfers.Isend(mine.grad, peer, kTiedGradientTag);
+  StatusOr<Request> recv = transfers.Irecv(theirs, peer, kTiedGradientTag);
+  RETURN_IF_ERROR(transfers.GroupEnd());
   RETURN_IF_ERROR(send.status());
   RETURN_IF_ERROR(recv.status());
   requests = {*send, *recv};
-  RETURN_IF_ERROR(pipeline_.WaitAll(requests).WithContext("tied embedding gradients"));
+  RETURN_IF_ERROR(transfers.WaitAll(requests).WithContext("tied embedding gradients"));
   if (embedding_ != nullptr) {
     backend_.Add(mine.grad, mine.grad, theirs);
   } else {
@@ -61,10 +64,10 @@ Status GradientReducer::SumTiedGradients() {
 
 Status GradientReducer::ReduceGradients() {
   RETURN_IF_ERROR(SumTiedGradients());
-  if (data_.size() == 1) return OkStatus();
+  if (data_transfers_.comm().size() == 1) return OkStatus();
   for (Unit* unit : units_) {
     if (unit->flat_grads().numel() == 0) continue;
-    RETURN_IF_ERROR(data_.AllReduceSum(unit->flat_grads())
+    RETURN_IF_ERROR(data_transfers_.AllReduceSum(unit->flat_grads())
                         .WithContext("data-parallel all-reduce of " + unit->name()));
   }
   return OkStatus();

@@ -10,12 +10,15 @@
 //    copies only) are all-gathered over the pipeline group and added in unit order — exactly what
 //    one process adds, so the norm and the clip scale are bit-identical. It runs after the
 //    all-reduce, on gradients every replica holds alike, so every replica gets the same norm.
+// Gradients move over device communicators (NCCL on GPUs) or are staged through the host
+// (device_transfers.h); the norm's partial sums are host numbers and use the host communicator.
 #pragma once
 
 #include <vector>
 
 #include "kernels/backend.h"
 #include "model/unit.h"
+#include "parallel/device_transfers.h"
 #include "runtime/communicator.h"
 #include "runtime/status.h"
 #include "train/optimizer.h"
@@ -26,8 +29,11 @@ class GradientReducer final : public GradNormReducer {
  public:
   // `unit_stage[u]`: the pipeline stage holding unit u (every unit of the model). `units`: this
   // rank's units. `tied`: the model ties the output projection to the embedding.
+  // `device_pipeline` and `device_data` carry the gradients themselves (the same groups over NCCL);
+  // null: `pipeline` and `data`.
   GradientReducer(Communicator& pipeline, Communicator& data, std::vector<int> unit_stage,
-                  std::vector<Unit*> units, bool tied, const Backend& backend);
+                  std::vector<Unit*> units, bool tied, const Backend& backend,
+                  Communicator* device_pipeline = nullptr, Communicator* device_data = nullptr);
 
   // Steps 1 and 2.
   Status ReduceGradients();
@@ -38,7 +44,8 @@ class GradientReducer final : public GradNormReducer {
   Status SumTiedGradients();
 
   Communicator& pipeline_;
-  Communicator& data_;
+  DeviceTransfers pipeline_transfers_;
+  DeviceTransfers data_transfers_;
   std::vector<int> unit_stage_;
   std::vector<Unit*> units_;
   const Backend& backend_;

@@ -4,13 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <sstream>
 
 namespace deepnet {
 namespace {
 
-constexpr size_t kHostNameBytes = 64;
+constexpr size_t kPlaceBytes = 192;
 
 std::string RankOrderName(RankOrder order) {
   return order == RankOrder::kStageMajor ? "stage-major" : "data-major";
@@ -42,7 +43,8 @@ int WorldRankAt(const GridShape& shape, GridPosition position) {
   return position.replica * shape.pipeline_stages + position.stage;
 }
 
-StatusOr<std::unique_ptr<Grid>> Grid::Create(Communicator& world, const GridShape& shape) {
+StatusOr<std::unique_ptr<Grid>> Grid::Create(Communicator& world, const GridShape& shape,
+                                             Communicator* device_world) {
   if (shape.data_parallel < 1 || shape.pipeline_stages < 1) {
     return InvalidArgument("grid needs at least one replica and one stage");
   }
@@ -63,25 +65,32 @@ StatusOr<std::unique_ptr<Grid>> Grid::Create(Communicator& world, const GridShap
                     " and data rank " + std::to_string(grid->data_->rank()) + " for stage " +
                     std::to_string(at.stage) + ", replica " + std::to_string(at.replica));
   }
+  if (device_world != nullptr) {
+    ASSIGN_OR_RETURN(grid->device_pipeline_, device_world->Split(at.replica, at.stage));
+    ASSIGN_OR_RETURN(grid->device_data_, device_world->Split(at.stage, at.replica));
+  }
   return grid;
 }
 
-StatusOr<std::vector<std::string>> GatherHostNames(Communicator& world) {
-  char mine[kHostNameBytes] = {};
-  if (gethostname(mine, sizeof(mine) - 1) != 0) std::strncpy(mine, "?", sizeof(mine) - 1);
-  std::vector<char> all(kHostNameBytes * world.size());
-  RETURN_IF_ERROR(world.AllGather(mine, kHostNameBytes, all.data()));
-  std::vector<std::string> hosts;
+StatusOr<std::vector<std::string>> GatherRankPlaces(Communicator& world,
+                                                    const std::string& device) {
+  char mine[kPlaceBytes] = {};
+  char host[64] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) std::strncpy(host, "?", sizeof(host) - 1);
+  std::snprintf(mine, sizeof(mine), "%s, %s", host, device.c_str());
+  std::vector<char> all(kPlaceBytes * world.size());
+  RETURN_IF_ERROR(world.AllGather(mine, kPlaceBytes, all.data()));
+  std::vector<std::string> places;
   for (int rank = 0; rank < world.size(); ++rank) {
-    const char* name = all.data() + rank * kHostNameBytes;
-    hosts.emplace_back(name, strnlen(name, kHostNameBytes));
+    const char* place = all.data() + rank * kPlaceBytes;
+    places.emplace_back(place, strnlen(place, kPlaceBytes));
   }
-  return hosts;
+  return places;
 }
 
 std::string FormatGrid(const GridShape& shape, const PartitionPlan& plan,
                        const std::vector<std::string>& unit_names,
-                       const std::vector<std::string>& hosts) {
+                       const std::vector<std::string>& places) {
   std::ostringstream out;
   out << "grid: " << shape.data_parallel << " replica(s) x " << shape.pipeline_stages
       << " stage(s), " << RankOrderName(shape.rank_order) << "\n";
@@ -96,7 +105,7 @@ std::string FormatGrid(const GridShape& shape, const PartitionPlan& plan,
       out << "  units [" << segment.first_unit << ", " << segment.end_unit << ") "
           << name(segment.first_unit) << " .. " << name(segment.end_unit - 1);
     }
-    if (rank < static_cast<int>(hosts.size())) out << "  host " << hosts[rank];
+    if (rank < static_cast<int>(places.size())) out << "  on " << places[rank];
     out << "\n";
   }
   return out.str();

@@ -44,8 +44,10 @@ int WorldRankAt(const GridShape& shape, GridPosition position);
 class Grid {
  public:
   // Collective over `world`, whose size must be shape.size(): splits it into this rank's pipeline
-  // and data groups. `world` must outlive the grid.
-  static StatusOr<std::unique_ptr<Grid>> Create(Communicator& world, const GridShape& shape);
+  // and data groups. `device_world` (the same ranks over NCCL, or null) is split alike into the
+  // groups that carry device tensors. Both must outlive the grid.
+  static StatusOr<std::unique_ptr<Grid>> Create(Communicator& world, const GridShape& shape,
+                                                Communicator* device_world = nullptr);
 
   const GridShape& shape() const { return shape_; }
   GridPosition position() const { return position_; }
@@ -54,6 +56,12 @@ class Grid {
   Communicator& world() const { return world_; }
   Communicator& pipeline() const { return *pipeline_; }  // rank = stage
   Communicator& data() const { return *data_; }          // rank = replica
+  // The same groups for device tensors: over NCCL when the grid has a device world, else the
+  // host groups (device tensors are then staged, parallel/device_transfers.h).
+  Communicator& device_pipeline() const {
+    return device_pipeline_ != nullptr ? *device_pipeline_ : *pipeline_;
+  }
+  Communicator& device_data() const { return device_data_ != nullptr ? *device_data_ : *data_; }
 
  private:
   Grid(Communicator& world, const GridShape& shape) : shape_(shape), world_(world) {}
@@ -63,16 +71,20 @@ class Grid {
   Communicator& world_;
   std::unique_ptr<Communicator> pipeline_;
   std::unique_ptr<Communicator> data_;
+  std::unique_ptr<Communicator> device_pipeline_;
+  std::unique_ptr<Communicator> device_data_;
 };
 
-// Collective over `world`: every rank's host name, indexed by world rank.
-StatusOr<std::vector<std::string>> GatherHostNames(Communicator& world);
+// Collective over `world`: where every rank runs, "<host name>, <device>" (`device` is this rank's
+// kernels/backends.h DescribeDevice), indexed by world rank.
+StatusOr<std::vector<std::string>> GatherRankPlaces(Communicator& world, const std::string& device);
 
 // The grid as the job prints it at start, one line per world rank:
-//   rank 1  replica 1  stage 0  units [0, 5)  embedding .. encoder.layers.3  host node7
-// (several chunks per rank with the interleaved schedule). `unit_names` are the model's units.
+//   rank 1  replica 1  stage 0  units [0, 5)  embedding .. encoder.layers.3  on node7, cuda:1 ...
+// (several chunks per rank with the interleaved schedule). `unit_names` are the model's units,
+// `places` what GatherRankPlaces returned.
 std::string FormatGrid(const GridShape& shape, const PartitionPlan& plan,
                        const std::vector<std::string>& unit_names,
-                       const std::vector<std::string>& hosts);
+                       const std::vector<std::string>& places);
 
 }  // namespace deepnet

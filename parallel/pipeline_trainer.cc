@@ -29,25 +29,42 @@ Status AllRanksOk(Communicator& world, const Status& local) {
                      " log); stopping this rank too");
 }
 
+namespace {
+
+// "activations over NCCL" / "activations over MPI, staged through host buffers" (rank 0's view).
+std::string DescribeTransport(const PipelineTrainer& trainer) {
+  const config::ParallelConfig& parallel = trainer.config().parallel();
+  const bool nccl = CommOf(parallel) == config::ParallelConfig::NCCL;
+  const bool staged = parallel.backend() != config::ParallelConfig::CPU && !nccl;
+  return std::string("tensors over ") + (nccl ? "NCCL" : "MPI") +
+         (staged ? ", staged through host buffers" : "");
+}
+
+}  // namespace
+
 PipelineTrainer::PipelineTrainer(const config::RunConfig& config, Communicator& world,
                                  FileSystem& fs)
-    : config_(config), world_(world), fs_(fs), backend_(&CpuBackend()) {}
+    : config_(config), world_(world), fs_(fs) {}
 
 PipelineTrainer::~PipelineTrainer() = default;
 
 StatusOr<std::unique_ptr<PipelineTrainer>> PipelineTrainer::Create(const config::RunConfig& config,
                                                                    Communicator& world,
-                                                                   FileSystem& fs) {
+                                                                   FileSystem& fs,
+                                                                   RankDevice device) {
   std::unique_ptr<PipelineTrainer> trainer(new PipelineTrainer(config, world, fs));
   if (config.parallel().comm_timeout_seconds() > 0) {
     world.set_timeout_seconds(config.parallel().comm_timeout_seconds());
   }
-  ASSIGN_OR_RETURN(trainer->grid_, Grid::Create(world, GridShape::FromConfig(config.parallel())));
-  Status built = trainer->OpenData();
+  ASSIGN_OR_RETURN(trainer->grid_, Grid::Create(world, GridShape::FromConfig(config.parallel()),
+                                                device.device_world));
+  Status built = trainer->OpenDevice(device);
+  if (built.ok()) built = trainer->OpenData();
   if (built.ok()) built = trainer->BuildStage();
   RETURN_IF_ERROR(AllRanksOk(world, built));
 
-  ASSIGN_OR_RETURN(const std::vector<std::string> hosts, GatherHostNames(world));
+  ASSIGN_OR_RETURN(const std::vector<std::string> places,
+                   GatherRankPlaces(world, DescribeDevice(*trainer->backend_)));
   if (world.rank() == 0) {
     std::vector<std::string> names;
     for (const UnitInfo& unit : DescribeUnits(trainer->config_.model())) names.push_back(unit.name);
@@ -55,12 +72,19 @@ StatusOr<std::unique_ptr<PipelineTrainer>> PipelineTrainer::Create(const config:
     LOG(INFO) << "pipeline: " << config::ParallelConfig::Schedule_Name(parallel.schedule()) << ", "
               << parallel.micro_batches() << " micro-batches per flush, recompute "
               << config::ParallelConfig::Recompute_Name(parallel.recompute()) << "\n"
-              << FormatGrid(trainer->grid_->shape(), trainer->partition_, names, hosts);
+              << "precision " << config::ParallelConfig::Precision_Name(parallel.precision())
+              << ", " << DescribeTransport(*trainer) << "\n"
+              << FormatGrid(trainer->grid_->shape(), trainer->partition_, names, places);
   }
   RETURN_IF_ERROR(trainer->MaybeResume());
   if (!config.logging().trace_dir().empty()) RETURN_IF_ERROR(trainer->StartTrace());
-  GetAllocator(Device::Cpu()).ResetPeak();
+  GetAllocator(trainer->backend_->device()).ResetPeak();
   return trainer;
+}
+
+Status PipelineTrainer::OpenDevice(const RankDevice& device) {
+  ASSIGN_OR_RETURN(backend_, OpenBackend(BackendKindOf(config_.parallel()), device.local_rank));
+  return OkStatus();
 }
 
 Status PipelineTrainer::StartTrace() {
@@ -109,7 +133,7 @@ StatusOr<StepResult> PipelineTrainer::RunStep() {
   if (step_tokens == 0) return Internal("step " + std::to_string(step_) + " has no target tokens");
 
   StepContext ctx = Context(/*training=*/true);
-  ctx.loss_scale = 1.0 / static_cast<double>(step_tokens);
+  ctx.loss_scale = optimizer_->loss_scale() / static_cast<double>(step_tokens);
   for (auto& chunk : chunks_) chunk->ZeroGrads();
   StepResult result;
   result.lr = schedule_->LearningRate(step_);
@@ -172,7 +196,7 @@ Status PipelineTrainer::StopForRequeue() {
 }
 
 int64_t PipelineTrainer::PeakActivationBytes() const {
-  return GetAllocator(Device::Cpu()).stats().peak_of(MemoryCategory::kActivations);
+  return GetAllocator(backend_->device()).stats().peak_of(MemoryCategory::kActivations);
 }
 
 StatusOr<std::string> PipelineTrainer::ActivationMemoryReport() {

@@ -54,16 +54,26 @@ StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config);
 // parallel.schedule as a ScheduleKind.
 StatusOr<ScheduleKind> ScheduleKindOf(const config::ParallelConfig& parallel);
 
+// Where a rank computes: its index among the ranks of its node (which picks its GPU) and, for
+// NCCL, the same ranks as a device communicator.
+struct RankDevice {
+  int local_rank = 0;
+  Communicator* device_world = nullptr;  // null: device tensors go over `world` (staged)
+};
+
 class PipelineTrainer final : public LoopTrainer {
  public:
   static constexpr int64_t kTracedSteps = 3;
 
-  // Collective over `world` (R·p ranks; it must outlive the trainer): opens the shards, splits the
-  // grid, plans the partition and builds this rank's units (rank 0 logs the grid), and resumes
-  // from checkpoint.dir with checkpoint.resume.
+  // Collective over `world` (R·p ranks, host communication; it must outlive the trainer): opens
+  // the backend of parallel.backend on `device`, the shards, splits the grid, plans the partition
+  // and builds this rank's units (rank 0 logs the grid with every rank's host and device), and
+  // resumes from checkpoint.dir with checkpoint.resume. A rank without its device fails every
+  // rank at once.
   static StatusOr<std::unique_ptr<PipelineTrainer>> Create(const config::RunConfig& config,
                                                            Communicator& world,
-                                                           FileSystem& fs = LocalFileSystem());
+                                                           FileSystem& fs = LocalFileSystem(),
+                                                           RankDevice device = {});
   ~PipelineTrainer() override;
 
   // Trains to train.max_steps like Trainer::Run (rank 0 prints the progress lines), then reports
@@ -91,13 +101,14 @@ class PipelineTrainer final : public LoopTrainer {
   Optimizer& optimizer() { return *optimizer_; }
   const PipelineEngine& engine() const { return *engine_; }
   TrainingState State() const;
-  // Peak kActivations bytes of this process's allocator since the trainer was built.
+  // Peak kActivations bytes of this rank's device allocator since the trainer was built.
   int64_t PeakActivationBytes() const;
   // Collective: every rank's PeakActivationBytes, one line per rank (rank 0 logs it after Run).
   StatusOr<std::string> ActivationMemoryReport();
 
  private:
   PipelineTrainer(const config::RunConfig& config, Communicator& world, FileSystem& fs);
+  Status OpenDevice(const RankDevice& device);
   Status OpenData();
   Status BuildStage();
   Status BuildEngine();

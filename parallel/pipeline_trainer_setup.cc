@@ -43,15 +43,9 @@ ModelShape ShapeOf(const config::ModelConfig& model) {
   return shape;
 }
 
-// What the engine and this trainer support; the schedule must exist for (p, m, v).
+// What the engine supports; the schedule must exist for (p, m, v).
 Status CheckPipelineConfig(const config::RunConfig& config, ScheduleKind kind) {
   const config::ParallelConfig& parallel = config.parallel();
-  if (parallel.backend() != config::ParallelConfig::CPU) {
-    return Unimplemented("parallel.backend: only CPU is available to the pipeline trainer");
-  }
-  if (parallel.precision() != config::ParallelConfig::FP32) {
-    return Unimplemented("parallel.precision: the CPU backend trains in FP32 only");
-  }
   if (parallel.virtual_chunks() > 1 && kind != ScheduleKind::kInterleaved1F1B) {
     return InvalidArgument("parallel.virtual_chunks > 1 needs schedule INTERLEAVED_1F1B");
   }
@@ -124,6 +118,7 @@ Status PipelineTrainer::BuildStage() {
     ModelBuildOptions options;
     options.seed = config_.train().seed();
     options.dtype = DType::kF32;
+    options.compute_dtype = ComputeDTypeOf(config_.parallel());
     options.backend = backend_;
     options.first_unit = segment.first_unit;
     options.end_unit = segment.end_unit;
@@ -161,9 +156,9 @@ Status PipelineTrainer::BuildEngine() {
   for (const StagePlan& segment : partition_.stages) {
     for (int u = segment.first_unit; u < segment.end_unit; ++u) unit_stage[u] = segment.rank;
   }
-  reducer_ =
-      std::make_unique<GradientReducer>(grid_->pipeline(), grid_->data(), unit_stage, Units(),
-                                        config_.model().tied_embeddings(), *backend_);
+  reducer_ = std::make_unique<GradientReducer>(
+      grid_->pipeline(), grid_->data(), unit_stage, Units(), config_.model().tied_embeddings(),
+      *backend_, &grid_->device_pipeline(), &grid_->device_data());
   std::vector<EngineChunk> chunks;
   for (size_t c = 0; c < chunks_.size(); ++c) {
     EngineChunk chunk;
@@ -176,9 +171,10 @@ Status PipelineTrainer::BuildEngine() {
   engine.stage = grid_->stage();
   engine.num_model_chunks = options.stages * options.virtual_chunks;
   engine.recompute_every = parallel.recompute_every();
-  engine_ = std::make_unique<PipelineEngine>(engine, std::move(chunks),
-                                             StreamLayout::FromConfig(config_.model(), DType::kF32),
-                                             grid_->pipeline(), *optimizer_, *reducer_);
+  engine_ = std::make_unique<PipelineEngine>(
+      engine, std::move(chunks),
+      StreamLayout::FromConfig(config_.model(), ComputeDTypeOf(config_.parallel())),
+      grid_->device_pipeline(), *optimizer_, *reducer_);
   return OkStatus();
 }
 

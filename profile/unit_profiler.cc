@@ -10,8 +10,10 @@
 #include <map>
 #include <random>
 
+#include "kernels/backends.h"
 #include "parallel/trace.h"
 #include "runtime/allocator.h"
+#include "runtime/half.h"
 #include "train/optimizer.h"
 
 namespace deepnet {
@@ -22,8 +24,31 @@ constexpr int kFirstPiece = 4;  // ids below are pad, <s>, </s>, <unk>
 
 using Clock = std::chrono::steady_clock;
 
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+// The clock around device work: the backend is synchronised first, so what was enqueued before is
+// not charged to the region (Start) and the region's own work has finished (Seconds).
+class DeviceTimer {
+ public:
+  explicit DeviceTimer(const Backend& backend) : backend_(backend) {}
+  void Start() {
+    SynchronizeBackend(backend_);
+    start_ = Clock::now();
+  }
+  double Seconds() const {
+    SynchronizeBackend(backend_);
+    return std::chrono::duration<double>(Clock::now() - start_).count();
+  }
+
+ private:
+  const Backend& backend_;
+  Clock::time_point start_;
+};
+
+// `host` on `backend`'s device (itself on the CPU backend).
+Tensor ToDevice(const Backend& backend, const Tensor& host) {
+  if (host.device() == backend.device()) return host;
+  Tensor device = backend.Empty(host.shape(), host.dtype(), host.category());
+  backend.Copy(device, host);
+  return device;
 }
 
 bool HasEncoder(const config::ModelConfig& model) {
@@ -40,9 +65,10 @@ Tensor RandomTokens(int64_t rows, int64_t cols, int vocab, std::mt19937& rng) {
   return t;
 }
 
-// Full-length sentences (no padding): the shape the batcher fills up to max_tokens.
+// Full-length sentences (no padding): the shape the batcher fills up to max_tokens. Made on the
+// host, then copied to `backend`'s device.
 MicroBatch SyntheticMicroBatch(const config::ModelConfig& model, const ProfileShape& shape,
-                               uint64_t seed) {
+                               uint64_t seed, const Backend& backend) {
   std::mt19937 rng(static_cast<uint32_t>(seed));
   const int vocab = model.vocab_size();
   const int64_t B = shape.batch, S = shape.source_len, T = shape.target_len;
@@ -66,31 +92,48 @@ MicroBatch SyntheticMicroBatch(const config::ModelConfig& model, const ProfileSh
     mb.target = RandomTokens(B, S, vocab, rng);  // encoder-only: a label per source position
     mb.num_target_tokens = B * S;
   }
+  for (Tensor* t : {&mb.source, &mb.source_mask, &mb.target_input, &mb.target_mask, &mb.target}) {
+    if (t->defined()) *t = ToDevice(backend, *t);
+  }
   return mb;
 }
 
-Tensor RandomLike(const Tensor& like, std::mt19937& rng) {
+// Small normal values of `like`'s shape and dtype (rounded from f32 on the host) on `backend`.
+Tensor RandomLike(const Tensor& like, std::mt19937& rng, const Backend& backend) {
   Tensor t = Tensor::Zeros(like.shape(), DType::kF32, MemoryCategory::kActivations);
   std::normal_distribution<float> normal(0.0f, 1e-3f);
   for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = normal(rng);
-  return t;
+  if (like.dtype() != DType::kF32) {
+    Tensor rounded = Tensor::Empty(like.shape(), like.dtype(), MemoryCategory::kActivations);
+    ConvertElements(like.dtype(), rounded.raw_data(), DType::kF32, t.raw_data(), t.numel());
+    t = rounded;
+  }
+  return ToDevice(backend, t);
 }
 
 // The gradient w.r.t. the unit's outputs. Decoder layers get no grad.enc (they create it).
-Stream GradientTemplate(UnitKind kind, const Stream& embedded, std::mt19937& rng) {
+Stream GradientTemplate(UnitKind kind, const Stream& embedded, std::mt19937& rng,
+                        const Backend& backend) {
   Stream grad;
   const bool enc_side = kind == UnitKind::kEmbedding || kind == UnitKind::kEncoderLayer ||
                         kind == UnitKind::kEncoderFinalNorm;
   if (kind == UnitKind::kOutput) return grad;
-  if (enc_side && embedded.enc.defined()) grad.enc = RandomLike(embedded.enc, rng);
-  if (embedded.dec.defined()) grad.dec = RandomLike(embedded.dec, rng);
+  if (enc_side && embedded.enc.defined()) grad.enc = RandomLike(embedded.enc, rng, backend);
+  if (embedded.dec.defined()) grad.dec = RandomLike(embedded.dec, rng, backend);
   return grad;
 }
 
-Stream CloneStream(const Stream& stream) {
+// A device-to-device copy of `t` on `backend`.
+Tensor CloneOn(const Backend& backend, const Tensor& t) {
+  Tensor copy = backend.Empty(t.shape(), t.dtype(), t.category());
+  backend.Copy(copy, t);
+  return copy;
+}
+
+Stream CloneStream(const Stream& stream, const Backend& backend) {
   Stream copy;
-  if (stream.enc.defined()) copy.enc = stream.enc.Clone();
-  if (stream.dec.defined()) copy.dec = stream.dec.Clone();
+  if (stream.enc.defined()) copy.enc = CloneOn(backend, stream.enc);
+  if (stream.dec.defined()) copy.dec = CloneOn(backend, stream.dec);
   return copy;
 }
 
@@ -124,44 +167,46 @@ int64_t StartPeak(Allocator& allocator) {
   return allocator.stats().total_current;
 }
 
-// One repetition (see the header). `samples` null: a warm-up.
+// One repetition (see the header) on ctx.backend. `samples` null: a warm-up.
 void RunRepetition(Unit& unit, const StepContext& ctx, const MicroBatch& mb, const Stream& input,
                    const Stream& grad_template, Samples* samples) {
-  Allocator& allocator = GetAllocator(Device::Cpu());
+  const Backend& backend = *ctx.backend;
+  Allocator& allocator = GetAllocator(backend.device());
+  DeviceTimer timer(backend);
   int64_t base = StartPeak(allocator);
   Stream io = input;
-  auto start = Clock::now();
+  timer.Start();
   std::unique_ptr<SavedActivations> saved = unit.Forward(ctx, mb, io);
-  const double forward_s = SecondsSince(start);
+  const double forward_s = timer.Seconds();
   const int64_t forward_peak = allocator.stats().total_peak - base;
   const int64_t saved_bytes = saved->bytes();
   saved.reset();
   io = Stream();
 
   Stream replay = input;
-  start = Clock::now();
+  timer.Start();
   saved = unit.Forward(ctx, mb, replay);
-  const double recompute_s = SecondsSince(start);
+  const double recompute_s = timer.Seconds();
   replay = Stream();
 
-  Stream grad = CloneStream(grad_template);
+  Stream grad = CloneStream(grad_template, backend);
   base = StartPeak(allocator);
-  start = Clock::now();
+  timer.Start();
   unit.Backward(ctx, mb, *saved, grad);
-  const double backward_s = SecondsSince(start);
+  const double backward_s = timer.Seconds();
   const int64_t backward_peak = allocator.stats().total_peak - base;
   saved.reset();
 
   Stream again = input;
   saved = unit.Forward(ctx, mb, again);
   again = Stream();
-  grad = CloneStream(grad_template);  // B's record references it until W has run
-  start = Clock::now();
+  grad = CloneStream(grad_template, backend);  // B's record references it until W has run
+  timer.Start();
   std::unique_ptr<DeferredWeightGrads> deferred = unit.BackwardInput(ctx, mb, *saved, grad);
-  const double input_s = SecondsSince(start);
-  start = Clock::now();
+  const double input_s = timer.Seconds();
+  timer.Start();
   unit.BackwardWeight(ctx, *deferred);
-  const double weight_s = SecondsSince(start);
+  const double weight_s = timer.Seconds();
 
   if (samples == nullptr) return;
   samples->forward.push_back(forward_s);
@@ -174,11 +219,15 @@ void RunRepetition(Unit& unit, const StepContext& ctx, const MicroBatch& mb, con
   samples->backward_peak = std::max(samples->backward_peak, backward_peak);
 }
 
-// Units [index, index + count) of one kind (layers of a kind are contiguous in the model).
+// Units [index, index + count) of one kind (layers of a kind are contiguous in the model), on
+// the profiled backend in its compute dtype.
 StatusOr<std::unique_ptr<Model>> BuildUnits(const config::ModelConfig& model, int index, int count,
-                                            uint64_t seed) {
+                                            const UnitProfileOptions& profile,
+                                            const Backend& backend) {
   ModelBuildOptions options;
-  options.seed = seed;
+  options.seed = profile.seed;
+  options.compute_dtype = profile.compute_dtype;
+  options.backend = &backend;
   options.first_unit = index;
   options.end_unit = index + count;
   return Model::Build(model, options);
@@ -197,22 +246,26 @@ int RingSize(int count, int64_t param_bytes) {
 
 // Median seconds of one optimizer step over `units`, per unit.
 StatusOr<TimingStats> TimeOptimizer(const std::vector<Unit*>& units,
-                                    const OptimizerOptions& options, int warmup, int repetitions) {
+                                    const UnitProfileOptions& options, const Backend& backend,
+                                    int warmup, int repetitions) {
   ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer,
-                   Optimizer::Create(units, options, CpuBackend()));
+                   Optimizer::Create(units, options.optimizer, backend, options.scaler));
   LocalGradNormReducer reducer;
+  DeviceTimer timer(backend);
   std::vector<double> samples;
   for (int i = 0; i < warmup + repetitions; ++i) {
-    const auto start = Clock::now();
+    timer.Start();
     RETURN_IF_ERROR(optimizer->Step(/*lr=*/1e-9, reducer).status());
-    if (i >= warmup) samples.push_back(SecondsSince(start) / static_cast<double>(units.size()));
+    const double seconds = timer.Seconds();
+    if (i >= warmup) samples.push_back(seconds / static_cast<double>(units.size()));
   }
   return TimingStats::Of(std::move(samples));
 }
 
-StepContext TrainingContext(const UnitProfileOptions& options, const MicroBatch& mb) {
+StepContext TrainingContext(const UnitProfileOptions& options, const MicroBatch& mb,
+                            const Backend& backend) {
   StepContext ctx;
-  ctx.backend = &CpuBackend();
+  ctx.backend = &backend;
   ctx.seed = options.seed;
   ctx.training = true;
   ctx.recompute =
@@ -259,16 +312,19 @@ StatusOr<ModelProfile> ProfileUnitKinds(const config::ModelConfig& model, const 
       options.warmup < 0) {
     return InvalidArgument("profile: batch, lengths and repetitions must be >= 1");
   }
+  const Backend& backend = options.backend != nullptr ? *options.backend : CpuBackend();
   ModelProfile profile;
   profile.shape = shape;
   profile.recompute = options.recompute;
+  profile.device = DescribeDevice(backend);
+  profile.compute_dtype = options.compute_dtype.value_or(DType::kF32);
   profile.threads = omp_get_max_threads();
   profile.warmup = options.warmup;
   profile.repetitions = options.repetitions;
 
-  const MicroBatch mb = SyntheticMicroBatch(model, shape, options.seed);
-  const StepContext ctx = TrainingContext(options, mb);
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> embedding, BuildUnits(model, 0, 1, options.seed));
+  const MicroBatch mb = SyntheticMicroBatch(model, shape, options.seed, backend);
+  const StepContext ctx = TrainingContext(options, mb, backend);
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> embedding, BuildUnits(model, 0, 1, options, backend));
   Stream embedded;
   embedding->units().front()->Forward(ctx, mb, embedded);
   std::mt19937 rng(static_cast<uint32_t>(options.seed) + 1);
@@ -285,13 +341,13 @@ StatusOr<ModelProfile> ProfileUnitKinds(const config::ModelConfig& model, const 
     counts[info.kind] = 0;
     kind.ring = RingSize(kind.count, info.num_parameters * int64_t{sizeof(float)});
     ASSIGN_OR_RETURN(std::unique_ptr<Model> built,
-                     BuildUnits(model, info.index, kind.ring, options.seed));
+                     BuildUnits(model, info.index, kind.ring, options, backend));
     std::vector<Unit*> ring;
     for (const auto& unit : built->units()) ring.push_back(unit.get());
     kind.param_bytes = static_cast<int64_t>(ring.front()->flat_values().nbytes());
     kind.input_bytes = ReplacedInputBytes(info.kind, embedded);
     const Stream input = info.kind == UnitKind::kEmbedding ? Stream() : embedded;
-    const Stream grad_template = GradientTemplate(info.kind, embedded, rng);
+    const Stream grad_template = GradientTemplate(info.kind, embedded, rng, backend);
     Samples samples;
     // Every unit of the ring once first: its gradients are touched before anything is timed.
     for (int i = 0; i < std::max(options.warmup, kind.ring); ++i) {
@@ -301,7 +357,7 @@ StatusOr<ModelProfile> ProfileUnitKinds(const config::ModelConfig& model, const 
       RunRepetition(*ring[i % kind.ring], ctx, mb, input, grad_template, &samples);
     }
     ASSIGN_OR_RETURN(kind.optimizer,
-                     TimeOptimizer(ring, options.optimizer, /*warmup=*/1, options.repetitions));
+                     TimeOptimizer(ring, options, backend, /*warmup=*/1, options.repetitions));
     kind.forward = TimingStats::Of(samples.forward);
     kind.recompute = TimingStats::Of(samples.recompute);
     kind.backward = TimingStats::Of(samples.backward);
@@ -361,6 +417,8 @@ std::string FormatMiB(int64_t bytes) {
 
 std::string FormatModelProfile(const ModelProfile& profile) {
   char line[512];
+  std::string text = "device " + (profile.device.empty() ? std::string("?") : profile.device) +
+                     ", compute dtype " + std::string(DTypeName(profile.compute_dtype)) + "\n";
   std::snprintf(line, sizeof(line),
                 "micro-batch B=%lld S=%lld T=%lld, %d threads, %d warm-up + %d repetitions; "
                 "median [p10, p90]; act kept = per micro-batch, recompute %s\n",
@@ -368,7 +426,7 @@ std::string FormatModelProfile(const ModelProfile& profile) {
                 static_cast<long long>(profile.shape.source_len),
                 static_cast<long long>(profile.shape.target_len), profile.threads, profile.warmup,
                 profile.repetitions, RecomputeName(profile.recompute));
-  std::string text = line;
+  text += line;
   text +=
       "unit kind          count  ring  forward                       backward                      "
       "recompute   B (input)   W (weight)  optimizer   params      act record  act kept    "
@@ -407,6 +465,8 @@ std::string ModelProfileToJson(const ModelProfile& profile) {
   std::string json = "{\n  \"shape\": {\"batch\": " + std::to_string(profile.shape.batch) +
                      ", \"source_len\": " + std::to_string(profile.shape.source_len) +
                      ", \"target_len\": " + std::to_string(profile.shape.target_len) + "},\n";
+  json += "  \"device\": \"" + JsonEscape(profile.device) + "\", \"compute_dtype\": \"" +
+          JsonEscape(DTypeName(profile.compute_dtype)) + "\",\n";
   json += "  \"recompute\": \"" + std::string(RecomputeName(profile.recompute)) + "\",\n";
   json += "  \"threads\": " + std::to_string(profile.threads) +
           ", \"warmup\": " + std::to_string(profile.warmup) +

@@ -9,20 +9,28 @@
 // same input (timed: the recompute of full activation checkpointing), backward from the second
 // record (timed), then a split backward, BackwardInput (B) and BackwardWeight (W), each timed.
 // Warm-up repetitions are run first and not recorded. Times are wall-clock seconds on the
-// calling thread's OpenMP team. Repetitions cycle through a ring of distinct units of the kind,
-// large enough that weights and gradients come from memory, not cache, as in a real stage; the
-// warm-up touches every unit of the ring. Last, one optimizer step over the ring is timed and
-// divided by its size.
+// calling thread's OpenMP team (CPU), or of the device's work (the backend is synchronised before
+// the clock is read at both ends of a timed region: GPU kernels are asynchronous). Repetitions
+// cycle through a ring of distinct units of the kind, large enough that weights and gradients come
+// from memory, not cache, as in a real stage; the warm-up touches every unit of the ring. Last, one
+// optimizer step over the ring is timed and divided by its size.
+//
+// Units, inputs and the optimizer live on `UnitProfileOptions::backend` (any device: cpu, cuda,
+// strict) in its compute dtype: inputs are made on the host and copied over, nothing on the device
+// is read by the host, and memory peaks come from that device's allocator.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "configs/deepnet.pb.h"
+#include "kernels/backend.h"
 #include "model/model.h"
 #include "parallel/cost_model.h"
 #include "runtime/status.h"
+#include "train/loss_scaler.h"
 #include "train/optimizer.h"
 
 namespace deepnet {
@@ -38,7 +46,11 @@ struct UnitProfileOptions {
   int repetitions = 10;
   Recompute recompute = Recompute::kNone;  // what the units save (kFull: the engine's job)
   uint64_t seed = 1;
-  OptimizerOptions optimizer;  // the step that is timed per unit kind
+  OptimizerOptions optimizer;                  // the step that is timed per unit kind
+  LossScalerOptions scaler{.enabled = false};  // of the timed optimizer step (fp16: dynamic)
+  const Backend* backend = nullptr;            // where units run; default CpuBackend()
+  // Activations and compute weights (bf16, f16 over fp32 masters); unset: fp32.
+  std::optional<DType> compute_dtype;
 };
 
 // Order statistics of the repetitions (nearest rank).
@@ -67,6 +79,8 @@ struct UnitKindProfile {
 struct ModelProfile {
   ProfileShape shape;
   Recompute recompute = Recompute::kNone;
+  std::string device;  // DescribeDevice of the backend measured on, e.g. "cpu (8 threads)"
+  DType compute_dtype = DType::kF32;
   int threads = 1;  // OpenMP threads the measurement ran with
   int warmup = 0;
   int repetitions = 0;

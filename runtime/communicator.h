@@ -1,8 +1,9 @@
 // Communicator: point-to-point and collective communication between the ranks of a job.
 //
 // One interface, several transports: InProcessCommunicator (threads of one process sharing
-// in-memory mailboxes; tests and single-process runs), MpiCommunicator (CPU backend) and, later,
-// an NCCL communicator (CUDA backend). Pipeline stages exchange activations and gradients with
+// in-memory mailboxes; tests and single-process runs), MpiCommunicator (host memory; device
+// tensors are staged through the host by parallel/device_transfers.h) and NcclCommunicator (CUDA
+// device memory). Pipeline stages exchange activations and gradients with
 // Isend/Irecv; data-parallel replicas and the global gradient norm use the collectives.
 //
 // Contract shared by every transport:
@@ -75,6 +76,10 @@ class Communicator {
   const std::string& name() const { return name_; }
   // "rank 3", or "rank 1 (world rank 3)" in a communicator obtained from Split.
   virtual std::string DescribeRank(int rank) const;
+
+  // Whether buffers in `device`'s memory may be passed as they are (host memory for the in-process
+  // and MPI transports; CUDA memory for NCCL, which in turn cannot read host memory).
+  virtual bool ReadsDeviceMemory(Device device) const { return device.is_cpu(); }
 
   double timeout_seconds() const { return timeout_seconds_; }
   void set_timeout_seconds(double seconds);

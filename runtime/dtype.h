@@ -51,7 +51,9 @@ struct DTypeOf<uint8_t> {
   static constexpr DType value = DType::kU8;
 };
 
-enum class DeviceKind : uint8_t { kCpu, kCuda };
+// kStrict: the strict test device (kernels/strict): CPU-run, but its memory is unreadable from the
+// host, so device code paths are exercised without a GPU.
+enum class DeviceKind : uint8_t { kCpu, kCuda, kStrict };
 
 struct Device {
   DeviceKind kind = DeviceKind::kCpu;
@@ -59,6 +61,7 @@ struct Device {
 
   static constexpr Device Cpu() { return {DeviceKind::kCpu, 0}; }
   static constexpr Device Cuda(int index) { return {DeviceKind::kCuda, index}; }
+  static constexpr Device Strict() { return {DeviceKind::kStrict, 0}; }
   bool is_cpu() const { return kind == DeviceKind::kCpu; }
   bool operator==(const Device&) const = default;
   std::string ToString() const;

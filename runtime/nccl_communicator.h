@@ -56,6 +56,9 @@ class NcclCommunicator : public Communicator {
   std::string DescribeRank(int rank) const override { return twin_->DescribeRank(rank); }
 
   int device() const { return device_; }
+  bool ReadsDeviceMemory(Device device) const override {
+    return device.kind == DeviceKind::kCuda && device.index == device_;
+  }
   cudaStream_t stream() const { return stream_; }
   // NCCL launches wait for the work enqueued on `compute` before them (null: no ordering; the
   // caller synchronises).

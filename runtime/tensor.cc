@@ -23,7 +23,17 @@ std::string_view DTypeName(DType t) {
   return "?";
 }
 
-std::string Device::ToString() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
+std::string Device::ToString() const {
+  switch (kind) {
+    case DeviceKind::kCpu:
+      return "cpu";
+    case DeviceKind::kCuda:
+      return "cuda:" + std::to_string(index);
+    case DeviceKind::kStrict:
+      return "strict:" + std::to_string(index);
+  }
+  return "?";
+}
 
 int64_t NumElements(const Shape& shape) {
   int64_t n = 1;

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
+#include <type_traits>
 
 #include "runtime/json.h"
 #include "runtime/safetensors.h"
@@ -137,7 +138,7 @@ Status WriteParameters(const std::string& path, const std::vector<Unit*>& units,
   for (const Unit* unit : units) {
     for (const Parameter& parameter : unit->parameters()) {
       RETURN_IF_ERROR(
-          writer.Add(CheckpointKey(*unit, parameter), OnHost(parameter.value, backend)));
+          writer.Add(CheckpointKey(*unit, parameter), OnHost(parameter.weights(), backend)));
     }
   }
   writer.SetMetadata("format", "deepnet checkpoint parameters");
@@ -154,6 +155,11 @@ Status WriteOptimizerState(const std::string& path, Optimizer& optimizer, const 
   }
   writer.SetMetadata("format", "deepnet checkpoint optimizer");
   writer.SetMetadata("step", std::to_string(optimizer.step()));
+  // fp16 loss scaling resumes where it stopped (absent in older checkpoints: the defaults).
+  const LossScaler::State& scaler = optimizer.loss_scaler().state();
+  writer.SetMetadata("loss_scale", JsonValue::Double(scaler.scale).Serialize());
+  writer.SetMetadata("loss_scale_finite_steps", std::to_string(scaler.finite_steps));
+  writer.SetMetadata("skipped_steps", std::to_string(scaler.skipped_steps));
   return writer.Write(path, fs);
 }
 
@@ -243,7 +249,8 @@ Status LoadParameters(const std::string& checkpoint_dir, const std::vector<Unit*
   for (Unit* unit : units) {
     for (Parameter& parameter : unit->parameters()) {
       const std::string key = CheckpointKey(*unit, parameter);
-      RETURN_IF_ERROR(ReadTensor(files.For(key), key, parameter.value, backend));
+      RETURN_IF_ERROR(ReadTensor(files.For(key), key, parameter.weights(), backend));
+      parameter.SyncComputeCopy(backend);
     }
   }
   return OkStatus();
@@ -267,6 +274,26 @@ Status LoadOptimizerState(const std::string& checkpoint_dir, Optimizer& optimize
   }
   if (value < 0) return DataLoss(path + ": missing or bad metadata \"step\"");
   optimizer.set_step(value);
+  LossScaler::State scaler = optimizer.loss_scaler().state();
+  const auto metadata_number = [&](const char* key, auto& out) -> Status {
+    const auto it = reader.metadata().find(key);
+    if (it == reader.metadata().end()) return OkStatus();
+    StatusOr<JsonValue> json = ParseJson(it->second);
+    if (json.ok() && json->AsDouble().ok()) {
+      out = static_cast<std::remove_reference_t<decltype(out)>>(*json->AsDouble());
+      return OkStatus();
+    }
+    return DataLoss(path + ": bad metadata \"" + key + "\"");
+  };
+  RETURN_IF_ERROR(metadata_number("loss_scale", scaler.scale));
+  RETURN_IF_ERROR(metadata_number("loss_scale_finite_steps", scaler.finite_steps));
+  RETURN_IF_ERROR(metadata_number("skipped_steps", scaler.skipped_steps));
+  // A checkpoint written without loss scaling resumes a loss-scaled run at the scaler's start.
+  if (optimizer.loss_scaler().options().enabled && !reader.metadata().contains("loss_scale")) {
+    scaler.scale = optimizer.loss_scale();
+  }
+  if (!optimizer.loss_scaler().options().enabled) scaler.scale = 1.0;
+  optimizer.loss_scaler().Restore(scaler);
   return OkStatus();
 }
 

@@ -54,11 +54,12 @@ Status ExportModel(const std::string& path, const std::vector<Unit*>& units,
   for (const Unit* unit : units) {
     for (const Parameter& parameter : unit->parameters()) {
       if (parameter.tied_copy) continue;
-      if (parameter.value.dtype() != DType::kF32 && parameter.value.dtype() != DType::kF64) {
+      const Tensor& weights = parameter.weights();  // the fp32 master under mixed precision
+      if (weights.dtype() != DType::kF32 && weights.dtype() != DType::kF64) {
         return Unimplemented("export: parameter " + parameter.name + " is " +
-                             std::string(DTypeName(parameter.value.dtype())));
+                             std::string(DTypeName(weights.dtype())));
       }
-      RETURN_IF_ERROR(writer.Add(parameter.name, Fp32OnHost(parameter.value, backend)));
+      RETURN_IF_ERROR(writer.Add(parameter.name, Fp32OnHost(weights, backend)));
     }
   }
   for (auto& [key, value] : ExportMetadata(model, special_ids)) writer.SetMetadata(key, value);

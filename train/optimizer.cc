@@ -26,21 +26,21 @@ OptimizerOptions OptimizerOptions::FromConfig(const config::RunConfig& config) {
 
 StatusOr<std::unique_ptr<Optimizer>> Optimizer::Create(std::vector<Unit*> units,
                                                        const OptimizerOptions& options,
-                                                       const Backend& backend) {
+                                                       const Backend& backend,
+                                                       const LossScalerOptions& scaler) {
   if (options.type != config::OptimizerConfig::ADAM &&
       options.type != config::OptimizerConfig::ADAMW) {
     return InvalidArgument("optimizer.type must be ADAM or ADAMW");
   }
-  std::unique_ptr<Optimizer> optimizer(new Optimizer(std::move(units), options, backend));
+  std::unique_ptr<Optimizer> optimizer(new Optimizer(std::move(units), options, backend, scaler));
   for (Unit* unit : optimizer->units_) {
     for (Parameter& parameter : unit->parameters()) {
       ParameterState state;
       state.unit = unit;
       state.parameter = &parameter;
-      state.m = backend.Zeros(parameter.value.shape(), parameter.value.dtype(),
-                              MemoryCategory::kOptimizerState);
-      state.v = backend.Zeros(parameter.value.shape(), parameter.value.dtype(),
-                              MemoryCategory::kOptimizerState);
+      const Tensor& weights = parameter.weights();
+      state.m = backend.Zeros(weights.shape(), weights.dtype(), MemoryCategory::kOptimizerState);
+      state.v = backend.Zeros(weights.shape(), weights.dtype(), MemoryCategory::kOptimizerState);
       optimizer->states_.push_back(std::move(state));
     }
   }
@@ -60,8 +60,9 @@ std::vector<UnitGradSquares> Optimizer::LocalGradSquares() const {
   return partials;
 }
 
-void Optimizer::Update(ParameterState& state, double lr, double clip_scale) const {
+void Optimizer::Update(ParameterState& state, double lr, double grad_scale) const {
   const Parameter& p = *state.parameter;
+  const Tensor& weights = p.weights();
   cpu::AdamWConfig adam;
   adam.lr = lr;
   adam.beta1 = options_.beta1;
@@ -70,30 +71,37 @@ void Optimizer::Update(ParameterState& state, double lr, double clip_scale) cons
   const int64_t t = step_ + 1;
   if (options_.type == config::OptimizerConfig::ADAMW) {
     adam.weight_decay = options_.weight_decay;
-    backend_.AdamW(p.value, state.m, state.v, p.grad, adam, t, clip_scale);
-    return;
+  } else if (options_.weight_decay != 0.0) {
+    // Adam with L2: grad ← grad_scale·grad + wd·param (the gradient is consumed by this step).
+    if (grad_scale != 1.0) backend_.Scale(p.grad, p.grad, grad_scale);
+    backend_.Axpy(p.grad, weights, options_.weight_decay);
+    grad_scale = 1.0;
   }
-  // Adam with L2: grad ← clip_scale·grad + wd·param (the gradient is consumed by this step).
-  if (options_.weight_decay != 0.0) {
-    if (clip_scale != 1.0) backend_.Scale(p.grad, p.grad, clip_scale);
-    backend_.Axpy(p.grad, p.value, options_.weight_decay);
-    clip_scale = 1.0;
-  }
-  backend_.AdamW(p.value, state.m, state.v, p.grad, adam, t, clip_scale);
+  backend_.AdamW(weights, state.m, state.v, p.grad, adam, t, grad_scale);
+  p.SyncComputeCopy(backend_);
 }
 
 StatusOr<OptimizerStepStats> Optimizer::Step(double lr, GradNormReducer& reducer) {
   ASSIGN_OR_RETURN(const double sum_of_squares, reducer.GlobalSumOfSquares(LocalGradSquares()));
   OptimizerStepStats stats;
-  stats.grad_norm = std::sqrt(sum_of_squares);
-  if (!std::isfinite(stats.grad_norm)) {
+  stats.loss_scale = scaler_.scale();
+  stats.grad_norm = std::sqrt(sum_of_squares) / stats.loss_scale;
+  const bool finite = std::isfinite(stats.grad_norm);
+  if (!finite && !scaler_.options().enabled) {
     return FailedPrecondition("update " + std::to_string(step_ + 1) + ": gradient norm is " +
                               std::to_string(stats.grad_norm) + " (training diverged)");
+  }
+  if (!scaler_.Update(!finite)) {
+    stats.skipped = true;
+    LOG(WARNING) << "gradients overflowed at loss scale " << stats.loss_scale
+                 << ": update skipped (" << skipped_steps() << " skipped so far), scale now "
+                 << scaler_.scale();
+    return stats;
   }
   if (options_.clip_norm > 0.0) {
     stats.clip_scale = std::min(1.0, options_.clip_norm / (stats.grad_norm + 1e-6));
   }
-  for (ParameterState& state : states_) Update(state, lr, stats.clip_scale);
+  for (ParameterState& state : states_) Update(state, lr, stats.clip_scale / stats.loss_scale);
   ++step_;
   return stats;
 }

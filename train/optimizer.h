@@ -9,6 +9,10 @@
 //   3. clip scale = min(1, clip_norm / (norm + 1e-6)) (PyTorch clip_grad_norm_);
 //   4. every parameter, tied copies included, gets the same Adam(W) update from its own moments,
 //      so tied copies stay equal bit for bit.
+// Mixed precision: parameters with a master copy (Parameter::master) are updated there, in fp32,
+// and the 16-bit compute copy is refreshed after the update. Under fp16 loss scaling (a LossScaler
+// owned here) gradients carry the factor loss_scale(): the norm and the update divide it out, and
+// a step whose gradients overflowed is skipped and counted instead of updating anything.
 // ADAM adds weight_decay·param to the (clipped) gradient (L2, as torch.optim.Adam); ADAMW decays
 // the weights directly (decoupled). The moments m, v are charged to kOptimizerState.
 #pragma once
@@ -21,6 +25,7 @@
 #include "kernels/backend.h"
 #include "model/unit.h"
 #include "runtime/status.h"
+#include "train/loss_scaler.h"
 
 namespace deepnet {
 
@@ -55,46 +60,58 @@ struct OptimizerOptions {
 };
 
 struct OptimizerStepStats {
-  double grad_norm = 0.0;   // before clipping
+  double grad_norm = 0.0;   // before clipping, loss scale divided out
   double clip_scale = 1.0;  // factor applied to the gradients
+  double loss_scale = 1.0;  // the factor the step's gradients carried
+  bool skipped = false;     // gradients overflowed under loss scaling: nothing was updated
 };
 
 // One parameter's Adam moments, for checkpoints.
 struct ParameterState {
   const Unit* unit = nullptr;
   Parameter* parameter = nullptr;
-  Tensor m;  // first moment, like the parameter
+  Tensor m;  // first moment, like the parameter's weights()
   Tensor v;  // second moment
 };
 
 class Optimizer {
  public:
   // Allocates zeroed moments for every parameter of `units` (which must outlive the optimizer).
-  static StatusOr<std::unique_ptr<Optimizer>> Create(std::vector<Unit*> units,
-                                                     const OptimizerOptions& options,
-                                                     const Backend& backend);
+  // `scaler` enabled: fp16 dynamic loss scaling; disabled (the default): scale 1, and a
+  // non-finite gradient norm fails the step.
+  static StatusOr<std::unique_ptr<Optimizer>> Create(
+      std::vector<Unit*> units, const OptimizerOptions& options, const Backend& backend,
+      const LossScalerOptions& scaler = {.enabled = false});
 
   // Σ grad² of each unit's primary parameters (step 1 above).
   std::vector<UnitGradSquares> LocalGradSquares() const;
 
   // Clips and updates every parameter with learning rate `lr`, then advances step(). A non-finite
-  // gradient norm updates nothing and fails (the run has diverged).
+  // gradient norm updates nothing: under loss scaling the step is skipped (stats.skipped, the
+  // scale backs off); otherwise it fails (the run has diverged).
   StatusOr<OptimizerStepStats> Step(double lr, GradNormReducer& reducer);
 
   // Updates done so far (Adam's bias correction uses step() + 1 for the next one).
   int64_t step() const { return step_; }
   void set_step(int64_t step) { step_ = step; }
+  // What the loss must be multiplied by before backward (1 without loss scaling).
+  double loss_scale() const { return scaler_.scale(); }
+  // Training steps skipped for overflow: step() + skipped_steps() steps were taken.
+  int64_t skipped_steps() const { return scaler_.state().skipped_steps; }
+  LossScaler& loss_scaler() { return scaler_; }
   std::vector<ParameterState>& states() { return states_; }
   const OptimizerOptions& options() const { return options_; }
 
  private:
-  Optimizer(std::vector<Unit*> units, const OptimizerOptions& options, const Backend& backend)
-      : units_(std::move(units)), options_(options), backend_(backend) {}
-  void Update(ParameterState& state, double lr, double clip_scale) const;
+  Optimizer(std::vector<Unit*> units, const OptimizerOptions& options, const Backend& backend,
+            const LossScalerOptions& scaler)
+      : units_(std::move(units)), options_(options), backend_(backend), scaler_(scaler) {}
+  void Update(ParameterState& state, double lr, double grad_scale) const;
 
   std::vector<Unit*> units_;
   OptimizerOptions options_;
   const Backend& backend_;
+  LossScaler scaler_;
   std::vector<ParameterState> states_;  // unit order, then declaration order
   int64_t step_ = 0;
 };

@@ -74,11 +74,48 @@ StatusOr<TrainingData> OpenTrainingData(config::RunConfig& config) {
   return data;
 }
 
+BackendKind BackendKindOf(const config::ParallelConfig& parallel) {
+  switch (parallel.backend()) {
+    case config::ParallelConfig::CUDA:
+      return BackendKind::kCuda;
+    case config::ParallelConfig::STRICT:
+      return BackendKind::kStrict;
+    default:
+      return BackendKind::kCpu;
+  }
+}
+
+config::ParallelConfig::Comm CommOf(const config::ParallelConfig& parallel) {
+  if (parallel.comm() == config::ParallelConfig::MPI ||
+      parallel.comm() == config::ParallelConfig::NCCL) {
+    return parallel.comm();
+  }
+  return parallel.backend() == config::ParallelConfig::CUDA ? config::ParallelConfig::NCCL
+                                                            : config::ParallelConfig::MPI;
+}
+
+DType ComputeDTypeOf(const config::ParallelConfig& parallel) {
+  switch (parallel.precision()) {
+    case config::ParallelConfig::BF16:
+      return DType::kBF16;
+    case config::ParallelConfig::FP16:
+      return DType::kF16;
+    default:
+      return DType::kF32;
+  }
+}
+
+LossScalerOptions LossScalerOptionsOf(const config::ParallelConfig& parallel) {
+  LossScalerOptions options;
+  options.enabled = parallel.precision() == config::ParallelConfig::FP16;
+  return options;
+}
+
 StatusOr<ParameterUpdate> CreateParameterUpdate(const config::RunConfig& config,
                                                 std::vector<Unit*> units, const Backend& backend) {
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<Optimizer> optimizer,
-      Optimizer::Create(std::move(units), OptimizerOptions::FromConfig(config), backend));
+  ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer,
+                   Optimizer::Create(std::move(units), OptimizerOptions::FromConfig(config),
+                                     backend, LossScalerOptionsOf(config.parallel())));
   ASSIGN_OR_RETURN(LrSchedule schedule,
                    LrSchedule::Create(config.lr_schedule(), config.optimizer().lr(),
                                       config.train().max_steps()));
@@ -137,9 +174,10 @@ StatusOr<int64_t> RestoreCheckpoint(const std::string& checkpoint_dir,
   }
   RETURN_IF_ERROR(LoadParameters(checkpoint_dir, units, backend));
   RETURN_IF_ERROR(LoadOptimizerState(checkpoint_dir, optimizer, backend));
-  if (optimizer.step() != state.step) {
-    return DataLoss(checkpoint_dir + ": optimizer step " + std::to_string(optimizer.step()) +
-                    " differs from the state's step " + std::to_string(state.step));
+  if (optimizer.step() + optimizer.skipped_steps() != state.step) {
+    return DataLoss(checkpoint_dir + ": optimizer updates " + std::to_string(optimizer.step()) +
+                    " + skipped steps " + std::to_string(optimizer.skipped_steps()) +
+                    " differ from the state's step " + std::to_string(state.step));
   }
   RETURN_IF_ERROR(batcher.Seek(state.data_position));
   return state.step;
@@ -153,6 +191,8 @@ StepContext RunStepContext(const config::RunConfig& config, const TrainingData& 
   ctx.step = step;
   ctx.training = training;
   ctx.recompute = RecomputeOf(config.parallel());
+  // What the step's loss gradient is multiplied by (fp16 loss scaling); the step sets the rest.
+  ctx.loss_scale = 1.0;
   ctx.label_smoothing = config.train().label_smoothing();
   ctx.pad_id = data.train_shard->special_ids().pad;
   return ctx;

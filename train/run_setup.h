@@ -12,6 +12,7 @@
 
 #include "configs/deepnet.pb.h"
 #include "kernels/backend.h"
+#include "kernels/backends.h"
 #include "model/unit.h"
 #include "runtime/status.h"
 #include "text/batcher.h"
@@ -51,8 +52,18 @@ struct ParameterUpdate {
   LrSchedule schedule;
 };
 
+// parallel.backend as a BackendKind (CPU when unset).
+BackendKind BackendKindOf(const config::ParallelConfig& parallel);
+// parallel.comm resolved (MPI or NCCL): AUTO is NCCL for the CUDA backend, MPI otherwise.
+config::ParallelConfig::Comm CommOf(const config::ParallelConfig& parallel);
+// parallel.precision: the dtype of activations and compute weights (f32, bf16, f16) over fp32
+// master weights, and the loss scaler (dynamic for FP16; disabled otherwise).
+DType ComputeDTypeOf(const config::ParallelConfig& parallel);
+LossScalerOptions LossScalerOptionsOf(const config::ParallelConfig& parallel);
+
 // The optimizer over `units` (which must outlive it) and the learning-rate schedule:
-// config.optimizer, config.lr_schedule peaking at optimizer.lr over train.max_steps.
+// config.optimizer, config.lr_schedule peaking at optimizer.lr over train.max_steps, the loss
+// scaler of parallel.precision.
 StatusOr<ParameterUpdate> CreateParameterUpdate(const config::RunConfig& config,
                                                 std::vector<Unit*> units, const Backend& backend);
 

@@ -9,7 +9,7 @@
 namespace deepnet {
 namespace {
 
-// What this trainer runs: one rank, CPU, fp32. Pipelines go through the pipeline engine.
+// What this trainer runs: one rank. Pipelines go through the pipeline engine.
 Status CheckSingleProcess(const config::RunConfig& config) {
   const config::ParallelConfig& parallel = config.parallel();
   if (parallel.pipeline_stages() != 1 || parallel.data_parallel() != 1) {
@@ -19,19 +19,12 @@ Status CheckSingleProcess(const config::RunConfig& config) {
         std::to_string(parallel.pipeline_stages()) + " and " +
         std::to_string(parallel.data_parallel()) + ")");
   }
-  if (parallel.backend() != config::ParallelConfig::CPU) {
-    return Unimplemented("parallel.backend: only CPU is available to the trainer");
-  }
-  if (parallel.precision() != config::ParallelConfig::FP32) {
-    return Unimplemented("parallel.precision: the CPU backend trains in FP32 only");
-  }
   return OkStatus();
 }
 
 }  // namespace
 
-Trainer::Trainer(const config::RunConfig& config, FileSystem& fs)
-    : config_(config), fs_(fs), backend_(&CpuBackend()) {}
+Trainer::Trainer(const config::RunConfig& config, FileSystem& fs) : config_(config), fs_(fs) {}
 
 Trainer::~Trainer() = default;
 
@@ -39,6 +32,11 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::RunConfig& conf
                                                    FileSystem& fs) {
   RETURN_IF_ERROR(CheckSingleProcess(config));
   std::unique_ptr<Trainer> trainer(new Trainer(config, fs));
+  // The device first: a CUDA request without a usable GPU fails here, before any data is read.
+  ASSIGN_OR_RETURN(trainer->backend_, OpenBackend(BackendKindOf(config.parallel())));
+  LOG(INFO) << "device: " << DescribeDevice(*trainer->backend_) << " on " << HostName()
+            << ", precision "
+            << config::ParallelConfig::Precision_Name(config.parallel().precision());
   ASSIGN_OR_RETURN(trainer->data_, OpenTrainingData(trainer->config_));
   RETURN_IF_ERROR(trainer->BuildModel());
   ASSIGN_OR_RETURN(const std::optional<std::string> resume,
@@ -51,6 +49,7 @@ Status Trainer::BuildModel() {
   ModelBuildOptions options;
   options.seed = config_.train().seed();
   options.dtype = DType::kF32;
+  options.compute_dtype = ComputeDTypeOf(config_.parallel());
   options.backend = backend_;
   options.pad_id = data_.train_shard->special_ids().pad;
   ASSIGN_OR_RETURN(model_, Model::Build(config_.model(), options));
@@ -97,7 +96,7 @@ StatusOr<StepResult> Trainer::TrainStep() {
   if (step_tokens == 0) return Internal("step " + std::to_string(step_) + " has no target tokens");
 
   StepContext ctx = Context(/*training=*/true);
-  ctx.loss_scale = 1.0 / static_cast<double>(step_tokens);
+  ctx.loss_scale = optimizer_->loss_scale() / static_cast<double>(step_tokens);
   model_->ZeroGrads();
   StepResult result;
   for (const MicroBatch& mb : micro_batches) {

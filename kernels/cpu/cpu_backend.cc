@@ -9,6 +9,7 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cpu/optimizer.h"
+#include "runtime/half.h"
 
 namespace deepnet {
 namespace {
@@ -49,6 +50,11 @@ class Cpu final : public Backend {
   void Copy(const Tensor& dst, const Tensor& src) const override {
     Tensor d = dst;
     d.CopyFrom(src);
+  }
+  void Convert(const Tensor& dst, const Tensor& src) const override {
+    CHECK_EQ(dst.numel(), src.numel()) << "Convert: " << dst.ToString() << " <- " << src.ToString();
+    CHECK(dst.device().is_cpu() && src.device().is_cpu()) << "Convert: host tensors only";
+    ConvertElements(dst.dtype(), dst.raw_data(), src.dtype(), src.raw_data(), dst.numel());
   }
 
   void LinearForward(const Tensor& out, const Tensor& inp, const Tensor& weight,

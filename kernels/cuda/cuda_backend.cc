@@ -100,6 +100,12 @@ size_t CudaBackend::AttentionStatsBytes(const cpu::AttentionShape& shape) {
   return cuda::AttentionStatsBytes(shape);
 }
 
+Tensor CudaBackend::NewAttentionProbs(const cpu::AttentionShape& shape, DType dtype) const {
+  const int64_t size = static_cast<int64_t>(DTypeSize(dtype));
+  const int64_t bytes = static_cast<int64_t>(AttentionStatsBytes(shape));
+  return Empty({(bytes + size - 1) / size}, dtype, MemoryCategory::kActivations);
+}
+
 // ---- memory ----
 
 void CudaBackend::Zero(const Tensor& t) const {

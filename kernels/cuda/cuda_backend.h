@@ -65,10 +65,14 @@ class CudaBackend final : public Backend {
   void Synchronize() const;
 
   static size_t AttentionStatsBytes(const cpu::AttentionShape& shape);
+  // A flat buffer of AttentionStatsBytes(shape): the saved state is O(T) per row, not O(T²).
+  Tensor NewAttentionProbs(const cpu::AttentionShape& shape, DType dtype) const override;
 
   // --- Backend ---
   void Zero(const Tensor& t) const override;
   void Copy(const Tensor& dst, const Tensor& src) const override;
+  // dst = src rounded to dst's dtype (same numel; f32, bf16, f16).
+  void Convert(const Tensor& dst, const Tensor& src) const override;
   void LinearForward(const Tensor& out, const Tensor& inp, const Tensor& weight,
                      const Tensor* bias) const override;
   void LinearBackward(const Tensor* dinp, GradWrite dinp_write, const Tensor* dweight,
@@ -121,8 +125,6 @@ class CudaBackend final : public Backend {
   double SumOfSquares(const Tensor& x) const override;
 
   // --- beyond Backend ---
-  // dst = src rounded to dst's dtype (same numel; f32, bf16, f16).
-  void Convert(const Tensor& dst, const Tensor& src) const;
   // AdamW over many tensors in a few launches, writing each compute copy in the same pass.
   void MultiTensorAdamW(std::span<const AdamWParam> params, const cpu::AdamWConfig& config,
                         int64_t step, double grad_scale) const;

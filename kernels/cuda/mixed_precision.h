@@ -1,6 +1,6 @@
-// Mixed precision on the CUDA backend: the policy, the dynamic loss scaler, and the optimizer-side
-// kernels that carry it (multi-tensor AdamW over fp32 master weights, the deterministic sum of
-// squares that doubles as the inf/NaN check).
+// Mixed precision on the CUDA backend: the policy and the optimizer-side kernels that carry it
+// (multi-tensor AdamW over fp32 master weights, the deterministic sum of squares that doubles as
+// the inf/NaN check).
 //
 // Policy (kernels/cuda/README.md has the long form):
 // - Compute in bf16: activations and the weights the GEMMs read are bf16; every reduction
@@ -14,7 +14,7 @@
 //   is multiplied by LossScaler::scale() before backward, gradients are checked for inf/NaN
 //   (SumOfSquares of the gradients is non-finite exactly when one is), the step is skipped and the
 //   scale backed off on overflow, and AdamW's grad_scale divides the scale out again
-//   (grad_scale = clip_factor / loss_scale).
+//   (grad_scale = clip_factor / loss_scale). The scaler itself is host logic: train/loss_scaler.h.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -27,48 +27,6 @@
 #include "runtime/dtype.h"
 
 namespace deepnet::cuda {
-
-// ---- dynamic loss scaling (host logic only; runs without a GPU) ----
-
-struct LossScalerOptions {
-  bool enabled = true;  // false: scale() stays 1 (bf16, fp32)
-  double initial_scale = 65536.0;
-  double growth_factor = 2.0;
-  double backoff_factor = 0.5;
-  int64_t growth_interval = 2000;  // finite steps in a row before the scale grows
-  double min_scale = 1.0;
-  double max_scale = 16777216.0;  // 2^24
-};
-
-// The GradScaler state machine: after each backward, Update(found_nonfinite) says whether the
-// optimizer step may run. An overflow skips the step, multiplies the scale by backoff_factor
-// (not below min_scale) and restarts the count; growth_interval finite steps in a row multiply it
-// by growth_factor (not above max_scale).
-class LossScaler {
- public:
-  struct State {
-    double scale = 1.0;
-    int64_t finite_steps = 0;  // finite steps since the last change of scale
-    int64_t skipped_steps = 0;
-  };
-
-  explicit LossScaler(const LossScalerOptions& options = {});
-
-  double scale() const { return state_.scale; }
-  // Multiply gradients by this before the optimizer (1 / scale).
-  double inverse_scale() const { return 1.0 / state_.scale; }
-  // True: apply the step. False: skip it (gradients overflowed).
-  bool Update(bool found_nonfinite);
-
-  // For checkpoints: the scaler resumes exactly where it stopped.
-  const State& state() const { return state_; }
-  void Restore(const State& state) { state_ = state; }
-  const LossScalerOptions& options() const { return options_; }
-
- private:
-  LossScalerOptions options_;
-  State state_;
-};
 
 // ---- optimizer kernels ----
 

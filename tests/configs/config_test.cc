@@ -236,8 +236,8 @@ TEST(Errors, EverySemanticProblemIsReportedOnItsOwnLine) {
   EXPECT_EQ(config.status().message(),
             path + ":3:3: model.dropout: got 1.5; use a value in [0, 1)\n" + path +
                 ":6:3: optimizer.lr: got 0; use a value > 0\n" + path +
-                ":9:3: parallel.precision: BF16 needs parallel.backend: CUDA; the CPU backend runs "
-                "FP32");
+                ":9:3: parallel.precision: BF16 needs parallel.backend: CUDA (or STRICT); the CPU "
+                "backend runs FP32");
 }
 
 TEST(Errors, CrossFieldProblemPointsAtTheFieldTheUserWrote) {

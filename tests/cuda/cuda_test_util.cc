@@ -4,11 +4,14 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iomanip>
 #include <limits>
 #include <memory>
 #include <random>
+#include <sstream>
 
 #include "kernels/cuda/device.h"
 
@@ -115,28 +118,88 @@ std::vector<double> ToDoubles(const Backend& backend, const Tensor& t) {
   return values;
 }
 
-double RelativeError(const std::vector<double>& got, const std::vector<double>& want) {
-  if (got.size() != want.size()) return std::numeric_limits<double>::infinity();
-  double max_error = 0.0, max_want = 1e-6;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (std::isnan(got[i]) || std::isnan(want[i])) return std::numeric_limits<double>::infinity();
-    max_error = std::max(max_error, std::abs(got[i] - want[i]));
-    max_want = std::max(max_want, std::abs(want[i]));
-  }
-  return max_error / max_want;
-}
-
-double Tolerance(DType dtype) {
+double UnitRoundoff(DType dtype) {
   switch (dtype) {
     case DType::kF32:
-      return 2e-5;
+      return 0x1p-24;
     case DType::kBF16:
-      return 2e-2;
+      return 0x1p-8;
     case DType::kF16:
-      return 4e-3;
+      return 0x1p-11;
+    case DType::kF64:
+      return 0x1p-53;
     default:
-      return 1e-12;
+      return 0.0;
   }
+}
+
+Tol DefaultTol(DType dtype, double scale) {
+  constexpr double kF32Atol = 1e-5;  // per unit of `scale`
+  switch (dtype) {
+    case DType::kF32:
+      return {.atol = kF32Atol * scale, .rtol = 2e-5};
+    case DType::kBF16:
+      return {.atol = kF32Atol * scale, .rtol = 2e-2};
+    case DType::kF16:
+      return {.atol = kF32Atol * scale + 0x1p-24, .rtol = 4e-3};
+    case DType::kF64:
+      return {.atol = 1e-12 * scale, .rtol = 1e-12};
+    default:
+      return {.atol = 0.0, .rtol = 0.0};
+  }
+}
+
+::testing::AssertionResult AllClose(const std::vector<double>& got, const std::vector<double>& want,
+                                    double atol, double rtol) {
+  if (got.size() != want.size()) {
+    return ::testing::AssertionFailure()
+           << "sizes differ: got " << got.size() << " elements, want " << want.size();
+  }
+  constexpr int kListed = 5;
+  struct Failure {
+    size_t index;
+    double excess;  // |got − want| / bound; +inf for NaN or a mismatched infinity
+  };
+  std::vector<Failure> first;
+  Failure worst{0, 0.0};
+  size_t failures = 0;
+  double max_abs = 0.0;
+  auto bound_at = [&](size_t i) { return atol + rtol * std::abs(want[i]); };
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (got[i] == want[i]) continue;  // also equal infinities
+    const bool finite = std::isfinite(got[i]) && std::isfinite(want[i]);
+    const double diff = std::abs(got[i] - want[i]);
+    const double bound = bound_at(i);
+    if (finite) {
+      max_abs = std::max(max_abs, diff);
+      if (diff <= bound) continue;
+    }
+    const double excess =
+        finite && bound > 0.0 ? diff / bound : std::numeric_limits<double>::infinity();
+    ++failures;
+    if (first.size() < kListed) first.push_back({i, excess});
+    if (failures == 1 || excess > worst.excess) worst = {i, excess};
+  }
+  if (failures == 0) return ::testing::AssertionSuccess();
+
+  std::ostringstream message;
+  message << std::setprecision(9) << failures << " of " << got.size()
+          << " elements outside |got − want| ≤ atol + rtol·|want| (atol " << atol << ", rtol "
+          << rtol << "; max |got − want| " << max_abs << ")";
+  auto describe = [&](const Failure& f) {
+    message << "\n  [" << f.index << "] got " << got[f.index] << ", want " << want[f.index]
+            << ", |diff| " << std::abs(got[f.index] - want[f.index]) << " > bound "
+            << bound_at(f.index) << " (" << std::setprecision(3) << f.excess << "×)"
+            << std::setprecision(9);
+  };
+  message << "\n first failing:";
+  for (const Failure& f : first) describe(f);
+  if (std::none_of(first.begin(), first.end(),
+                   [&](const Failure& f) { return f.index == worst.index; })) {
+    message << "\n worst:";
+    describe(worst);
+  }
+  return ::testing::AssertionFailure() << message.str();
 }
 
 }  // namespace deepnet::cuda::testing

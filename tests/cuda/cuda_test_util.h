@@ -1,6 +1,6 @@
 // Helpers of the CUDA tests: the process's backend (or the reason there is none), moving values
-// between host doubles and device tensors of any dtype, rounding as a dtype stores, and the error
-// measure of the comparisons against the CPU oracle.
+// between host doubles and device tensors of any dtype, rounding as a dtype stores, and the
+// per-element comparison against the CPU oracle (AllClose).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -36,11 +36,35 @@ Tensor MakeTensor(const Backend& backend, const std::vector<double>& values, con
 // The elements of a host or device tensor as doubles.
 std::vector<double> ToDoubles(const Backend& backend, const Tensor& t);
 
-// max |got − want| / max(max |want|, 1e-6); +inf when a value is NaN or the sizes differ.
-double RelativeError(const std::vector<double>& got, const std::vector<double>& want);
+// A per-element bound: element i passes when |got[i] − want[i]| ≤ atol + rtol·|want[i]|.
+struct Tol {
+  double atol = 0.0;
+  double rtol = 0.0;
+};
 
-// Per-dtype bound on RelativeError against an f64 reference: f32 2e-5, bf16 2e-2, f16 4e-3.
-double Tolerance(DType dtype);
+// Unit roundoff of a floating dtype (half its epsilon): f32 2^-24, bf16 2^-8, f16 2^-11; 0 else.
+double UnitRoundoff(DType dtype);
+
+// The bound for a GPU result stored as `dtype`, computed in f32 from the same inputs as the f64
+// reference, whose terms (the products of a sum, the parts of a difference) are about `scale` in
+// magnitude:
+//   rtol: f32 2e-5 (sums in another order), bf16 2e-2, f16 4e-3 (5 to 8 units of the store's
+//         rounding, which is relative to the element itself);
+//   atol: 1e-5·scale for every dtype: the math is f32, so an element that cancels to near zero
+//         carries the f32 rounding of its terms, whatever dtype stores it; f16 adds 2^-24 (one
+//         subnormal step: below 2^-14 its rounding is absolute). f64 1e-12; integers exact.
+// Kernels that round intermediates to 16 bits (attention's probabilities) need a larger atol.
+Tol DefaultTol(DType dtype, double scale = 1.0);
+
+// Every element within atol + rtol·|want| (equal values, infinities included, always pass; NaN
+// never does). The failure message counts the failing elements and lists the first few and the
+// worst with got, want, |got − want| and the bound.
+::testing::AssertionResult AllClose(const std::vector<double>& got, const std::vector<double>& want,
+                                    double atol, double rtol);
+inline ::testing::AssertionResult AllClose(const std::vector<double>& got,
+                                           const std::vector<double>& want, Tol tol) {
+  return AllClose(got, want, tol.atol, tol.rtol);
+}
 
 inline const char* DTypeLabel(DType dtype) {
   return dtype == DType::kF32 ? "f32" : dtype == DType::kBF16 ? "bf16" : "f16";

@@ -1,6 +1,8 @@
-// The translate, score and eval commands of the real `deepnet` binary, on a tiny model trained for
-// a few steps on the first verses of the corpus: output formats, line order, consistency between
-// score and eval, and errors as messages with exit code 1.
+// The translate, score, eval and export commands of the real `deepnet` binary, on a tiny model
+// trained for a few steps on the first verses of the corpus: output formats, line order,
+// consistency between score and eval, errors as messages with exit code 1, and --device strict
+// (the test device whose memory the host cannot read: a host dereference would crash the command)
+// giving the CPU's output exactly.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -213,6 +215,87 @@ TEST_F(InferCliTest, EvalReportsLossBleuAndSamples) {
   int64_t tokens = 0;
   ParseScores(Out(), &mean_nll, &tokens);
   EXPECT_NEAR(eval_loss, mean_nll, 1e-4);
+}
+
+// The translation input of the first `count` validation pairs: their source column.
+std::string ValidSources(int count) {
+  std::string input;
+  for (const std::string& row : Lines(Head("valid.tsv", count))) {
+    const size_t first = row.find('\t'), second = row.find('\t', first + 1);
+    input += row.substr(first + 1, second - first - 1) + "\n";
+  }
+  return input;
+}
+
+// eval's output without what depends on the clock (seconds, sentences/s).
+std::string WithoutTimes(const std::string& out) {
+  std::string text = std::regex_replace(out, std::regex(R"([0-9.]+ s\))"), "T s)");
+  return std::regex_replace(text, std::regex(R"([0-9.]+ sentences/s)"), "T sentences/s");
+}
+
+TEST_F(InferCliTest, TranslateOnStrictDeviceEqualsCpu) {
+  const std::string file = Write("strict_input.txt", ValidSources(6) + "\n");
+  for (const std::string flags :
+       {" --beam 1 --batch 4", " --beam 3 --batch 2", " --beam 2 --no_repeat_ngram 2"}) {
+    ASSERT_EQ(Run("translate" + Checkpoint() + " --input " + file + flags), 0) << Err();
+    const std::string cpu = Out();
+    ASSERT_EQ(Lines(cpu).size(), 7u) << cpu;
+    ASSERT_EQ(Run("translate" + Checkpoint() + " --input " + file + flags + " --device strict"), 0)
+        << Err();
+    EXPECT_EQ(Out(), cpu) << flags;
+    EXPECT_NE(Err().find("strict"), std::string::npos) << Err();  // the log names the device
+  }
+  // --device cpu is the default.
+  ASSERT_EQ(Run("translate" + Checkpoint() + " --input " + file + " --device cpu"), 0) << Err();
+  const std::string explicit_cpu = Out();
+  ASSERT_EQ(Run("translate" + Checkpoint() + " --input " + file), 0) << Err();
+  EXPECT_EQ(Out(), explicit_cpu);
+}
+
+TEST_F(InferCliTest, ScoreAndEvalOnStrictDeviceEqualCpu) {
+  const std::string pairs = Write("strict_pairs.tsv", Head("valid.tsv", 8));
+  ASSERT_EQ(Run("score" + Checkpoint() + " --input " + pairs), 0) << Err();
+  const std::string cpu_scores = Out();
+  ASSERT_EQ(Lines(cpu_scores).size(), 9u) << cpu_scores;
+  ASSERT_EQ(Run("score" + Checkpoint() + " --input " + pairs + " --device strict"), 0) << Err();
+  EXPECT_EQ(Out(), cpu_scores);
+
+  const std::string eval = "eval" + Checkpoint() + " --limit 6 --beam 2 --samples 3";
+  ASSERT_EQ(Run(eval), 0) << Err();
+  const std::string cpu_eval = WithoutTimes(Out());
+  EXPECT_NE(cpu_eval.find("BLEU = "), std::string::npos) << cpu_eval;
+  ASSERT_EQ(Run(eval + " --device strict"), 0) << Err();
+  EXPECT_EQ(WithoutTimes(Out()), cpu_eval);
+}
+
+TEST_F(InferCliTest, ExportOnStrictDeviceWritesTheCpuBytes) {
+  const std::string cpu_file = dir_->path() + "/cpu.safetensors";
+  const std::string strict_file = dir_->path() + "/strict.safetensors";
+  ASSERT_EQ(Run("export" + Checkpoint() + " --out " + cpu_file), 0) << Err();
+  ASSERT_EQ(Run("export" + Checkpoint() + " --out " + strict_file + " --device strict"), 0)
+      << Err();
+  const std::string cpu = Slurp(cpu_file);
+  EXPECT_GT(cpu.size(), 4096u);
+  EXPECT_TRUE(cpu == Slurp(strict_file)) << "the strict export differs from the CPU's";
+}
+
+TEST_F(InferCliTest, UnknownOrUnavailableDeviceIsAnError) {
+  const std::string input = Write("dev.txt", "In the beginning.\n");
+  EXPECT_EQ(Run("translate" + Checkpoint() + " --input " + input + " --device tpu"), 1);
+  EXPECT_NE(Err().find("--device"), std::string::npos) << Err();
+  EXPECT_NE(Err().find("cpu, cuda or strict"), std::string::npos) << Err();
+  EXPECT_EQ(
+      Run("export" + Checkpoint() + " --out " + dir_->path() + "/x.safetensors" + " --device nope"),
+      1);
+  EXPECT_NE(Err().find("unknown device"), std::string::npos) << Err();
+  // Without a usable GPU (a CPU-only build, no GPU), --device cuda is an error message, not a
+  // crash.
+  const int code = Run("score" + Checkpoint() + " --input " +
+                       Write("dev.tsv", Head("valid.tsv", 1)) + " --device cuda");
+  if (code != 0) {
+    EXPECT_EQ(code, 1);
+    EXPECT_NE(Err().find("cuda"), std::string::npos) << Err();
+  }
 }
 
 TEST_F(InferCliTest, ErrorsAreMessagesWithExitCodeOne) {

@@ -1,6 +1,7 @@
 // ModelDecoder against the model itself: every incremental step (with key/value caches, row
 // reordering and repetition) gives the log-softmax of Model::Logits over the whole prefix, for
-// DeepNorm and Pre-LN, in fp64 (to 1e-10) and fp32 (to 1e-4).
+// DeepNorm and Pre-LN, in fp64 (to 1e-10) and fp32 (to 1e-4); and on the strict test device
+// (memory the host cannot read), bit-identical to the CPU.
 // Letters: B sentences, S source length, T prefix length, V vocab.
 #include "infer/model_decoder.h"
 
@@ -9,6 +10,8 @@
 #include <cmath>
 #include <random>
 
+#include "infer/beam_search.h"
+#include "kernels/strict/strict_backend.h"
 #include "tests/infer/infer_test_util.h"
 
 namespace deepnet {
@@ -105,6 +108,96 @@ INSTANTIATE_TEST_SUITE_P(Norms, ModelDecoderTest,
                          ::testing::Values(Case{config::ModelConfig::DEEPNORM, DType::kF64, 1e-10},
                                            Case{config::ModelConfig::PRELN, DType::kF64, 1e-10},
                                            Case{config::ModelConfig::POSTLN, DType::kF32, 1e-4}));
+
+// The tiny model on `backend` with the weights of `cpu_model` (copied host -> device).
+std::unique_ptr<Model> CopyOfModelOn(const config::ModelConfig& config, Model& cpu_model,
+                                     const Backend& backend) {
+  ModelBuildOptions options;
+  options.seed = 99;  // different initial weights: the copy below must replace them all
+  options.backend = &backend;
+  StatusOr<std::unique_ptr<Model>> model = Model::Build(config, options);
+  EXPECT_TRUE(model.ok()) << model.status();
+  for (size_t i = 0; i < cpu_model.units().size(); ++i) {
+    backend.Copy((*model)->units()[i]->flat_values(), cpu_model.units()[i]->flat_values());
+  }
+  return std::move(model).value();
+}
+
+// Every step's log-probabilities of the incremental decoder on the strict device equal the CPU's
+// bit for bit, through row expansion, reordering and dropping (the cache copies), and any host
+// read of device memory would crash the test.
+TEST(ModelDecoderDevice, StrictEqualsCpuBitForBit) {
+  for (const auto norm : {config::ModelConfig::DEEPNORM, config::ModelConfig::PRELN}) {
+    const config::ModelConfig config = TinyTranslationConfig(norm);
+    std::unique_ptr<Model> cpu = BuildTinyModel(config, DType::kF32);
+    std::unique_ptr<Model> strict = CopyOfModelOn(config, *cpu, StrictBackend());
+    const std::vector<std::vector<int32_t>> sources =
+        RandomSources({5, 3, 7}, config.vocab_size(), 21);
+    const auto [tokens, mask] = PadSources(sources);  // host tensors: copied to the device
+    std::vector<std::unique_ptr<ModelDecoder>> decoders;
+    for (Model* model : {cpu.get(), strict.get()}) {
+      StatusOr<EncodedSource> encoded = EncodeSource(*model, tokens, mask);
+      ASSERT_TRUE(encoded.ok()) << encoded.status();
+      EXPECT_EQ(encoded->states.device(), model->backend().device());
+      EXPECT_EQ(encoded->source_mask.device(), model->backend().device());
+      StatusOr<std::unique_ptr<ModelDecoder>> decoder = ModelDecoder::Create(*model, *encoded);
+      ASSERT_TRUE(decoder.ok()) << decoder.status();
+      decoders.push_back(std::move(decoder).value());
+    }
+    std::mt19937 rng(8);
+    std::uniform_int_distribution<int32_t> piece(4, config.vocab_size() - 1);
+    std::vector<int32_t> feed(3, SpecialIds().bos);
+    const std::vector<std::vector<int64_t>> selections = {
+        {}, {0, 0, 1, 1, 2, 2}, {1, 0, 3, 2, 5, 4}, {}, {5, 0, 0, 3}, {2, 1}};
+    for (size_t step = 0; step < selections.size(); ++step) {
+      if (!selections[step].empty()) {
+        for (auto& decoder : decoders) decoder->SelectRows(selections[step]);
+        feed.resize(selections[step].size());
+      }
+      const std::vector<double> expected = decoders[0]->Advance(feed);
+      const std::vector<double> actual = decoders[1]->Advance(feed);
+      ASSERT_EQ(actual.size(), expected.size());
+      for (size_t i = 0; i < expected.size(); ++i) {
+        ASSERT_EQ(actual[i], expected[i]) << "step " << step << " element " << i;
+      }
+      for (int32_t& t : feed) t = piece(rng);
+    }
+  }
+}
+
+// Beam search over the strict decoder finds the CPU's hypotheses with the CPU's scores.
+TEST(ModelDecoderDevice, StrictBeamSearchEqualsCpu) {
+  const config::ModelConfig config = TinyTranslationConfig(config::ModelConfig::POSTLN);
+  std::unique_ptr<Model> cpu = BuildTinyModel(config, DType::kF32);
+  std::unique_ptr<Model> strict = CopyOfModelOn(config, *cpu, StrictBackend());
+  const std::vector<std::vector<int32_t>> sources =
+      RandomSources({6, 2, 4, 9}, config.vocab_size(), 5);
+  const auto [tokens, mask] = PadSources(sources);
+  std::vector<int64_t> lengths;
+  for (const auto& s : sources) lengths.push_back(static_cast<int64_t>(s.size()));
+  DecodeOptions options;
+  options.beam = 3;
+  options.max_positions = config.max_positions();
+  std::vector<std::vector<std::vector<Hypothesis>>> results;
+  for (Model* model : {cpu.get(), strict.get()}) {
+    StatusOr<EncodedSource> encoded = EncodeSource(*model, tokens, mask);
+    ASSERT_TRUE(encoded.ok()) << encoded.status();
+    StatusOr<std::unique_ptr<ModelDecoder>> decoder = ModelDecoder::Create(*model, *encoded);
+    ASSERT_TRUE(decoder.ok()) << decoder.status();
+    StatusOr<std::vector<std::vector<Hypothesis>>> nbest =
+        BeamSearch(**decoder, lengths, SpecialIds(), options);
+    ASSERT_TRUE(nbest.ok()) << nbest.status();
+    results.push_back(std::move(nbest).value());
+  }
+  ASSERT_EQ(results[0].size(), results[1].size());
+  for (size_t i = 0; i < results[0].size(); ++i) {
+    ASSERT_EQ(results[0][i].size(), results[1][i].size()) << "sentence " << i;
+    for (size_t h = 0; h < results[0][i].size(); ++h) {
+      EXPECT_EQ(results[0][i][h].tokens, results[1][i][h].tokens) << "sentence " << i;
+      EXPECT_EQ(results[0][i][h].score, results[1][i][h].score) << "sentence " << i;
+    }
+  }
+}
 
 TEST(ModelDecoderErrors, RejectsDecoderOnlyModels) {
   config::ModelConfig config = TinyTranslationConfig(config::ModelConfig::DEEPNORM);

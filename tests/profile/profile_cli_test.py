@@ -3,7 +3,9 @@
 
 Usage: profile_cli_test.py <deepnet binary> <repository root>
 Checks that the written traces are valid JSON with one complete event per pass, that the profile
-of the tiny config has positive times and a stage table, and that per-rank traces merge back.
+of the tiny config has positive times and a stage table, that per-rank traces merge back, and that
+the profile runs on the strict test device (parallel.backend=STRICT: memory the host cannot read,
+so a host dereference would crash it), in fp32 and bf16, naming the device it measured.
 """
 
 import json
@@ -81,6 +83,7 @@ class ProfileCommandTest(unittest.TestCase):
             return json.load(f)
 
     def test_printed_tables(self):
+        self.assertIn("device cpu (", self.stdout)
         self.assertIn("micro-batch B=4 S=16 T=12", self.stdout)
         self.assertIn("stages under 1f1b", self.stdout)
         for schedule in ("gpipe", "1f1b", "interleaved (v=2)", "zb-h1"):
@@ -89,6 +92,8 @@ class ProfileCommandTest(unittest.TestCase):
     def test_profile_json(self):
         profile = self.load("profile.json")
         self.assertEqual(profile["shape"], {"batch": 4, "source_len": 16, "target_len": 12})
+        self.assertTrue(profile["device"].startswith("cpu ("), profile["device"])
+        self.assertEqual(profile["compute_dtype"], "f32")
         kinds = [u["kind"] for u in profile["units"]]
         self.assertEqual(kinds, ["embedding", "encoder_layer", "decoder_layer", "output"])
         for unit in profile["units"]:
@@ -153,6 +158,65 @@ class ProfileCommandTest(unittest.TestCase):
                                 capture_output=True, text=True, timeout=30)
         self.assertEqual(result.returncode, 1)
         self.assertIn("bad.json", result.stderr)
+
+
+class ProfileOnStrictDeviceTest(unittest.TestCase):
+    """`deepnet profile --set parallel.backend=STRICT`: units, inputs and the optimizer live on the
+    strict device; the run completes (no host read of device memory) and the files name it."""
+
+    def profile(self, tmp, *overrides):
+        out_dir = os.path.join(tmp, "profile")
+        args = [DEEPNET, "profile", "--config", os.path.join(ROOT, "configs/tiny.pbtxt"),
+                "--data_dir", os.path.join(tmp, "no-data"), "--stages", "2",
+                "--micro-batches", "2", "--reps", "2", "--warmup", "1", "--batch", "2",
+                "--src_len", "8", "--tgt_len", "6", "--out", out_dir]
+        for override in overrides:
+            args += ["--set", override]
+        stdout = run(args)
+        with open(os.path.join(out_dir, "profile.json")) as f:
+            return stdout, json.load(f)
+
+    def check(self, stdout, profile, dtype):
+        self.assertIn("on strict (CPU-emulated device)", stdout)
+        self.assertIn("device strict (CPU-emulated device), compute dtype " + dtype, stdout)
+        self.assertEqual(profile["device"], "strict (CPU-emulated device)")
+        self.assertEqual(profile["compute_dtype"], dtype)
+        kinds = [u["kind"] for u in profile["units"]]
+        self.assertEqual(kinds, ["embedding", "encoder_layer", "decoder_layer", "output"])
+        for unit in profile["units"]:
+            self.assertGreater(unit["forward"]["median_s"], 0)
+            self.assertGreater(unit["backward"]["median_s"], 0)
+            self.assertGreater(unit["optimizer"]["median_s"], 0)
+            # Memory comes from the strict device's allocator: the passes allocate there (the
+            # embedding's backward only accumulates into its gradient).
+            self.assertGreater(unit["forward_peak_bytes"], 0)
+            if unit["kind"] != "embedding":
+                self.assertGreater(unit["backward_peak_bytes"], 0)
+
+    def test_fp32(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            stdout, profile = self.profile(tmp, "parallel.backend=STRICT")
+            self.check(stdout, profile, "f32")
+
+    def test_bf16_mixed_precision(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            stdout, profile = self.profile(tmp, "parallel.backend=STRICT",
+                                           "parallel.precision=BF16")
+            self.check(stdout, profile, "bf16")
+
+    def test_cuda_runs_or_is_an_error_message(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            result = subprocess.run(
+                [DEEPNET, "profile", "--config", os.path.join(ROOT, "configs/tiny.pbtxt"),
+                 "--data_dir", os.path.join(tmp, "no-data"), "--reps", "1", "--warmup", "0",
+                 "--batch", "4", "--src_len", "16", "--tgt_len", "12", "--out",
+                 os.path.join(tmp, "p"), "--set", "parallel.backend=CUDA"],
+                capture_output=True, text=True, timeout=100)
+            if result.returncode == 0:  # a CUDA build on a machine with a GPU
+                self.assertIn("device cuda:", result.stdout)
+            else:
+                self.assertEqual(result.returncode, 1, result.stderr)
+                self.assertIn("cuda", result.stderr)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
 // Unit profiler and step-time prediction on a tiny model: every unit kind measured with positive
-// times and exact byte counts, costs for every unit, predictions that obey the schedule algebra.
+// times and exact byte counts (on the CPU, and on the strict test device whose memory the host
+// cannot read), costs for every unit, predictions that obey the schedule algebra.
 // Letters: B batch, S source length, T target length, p stages, m micro-batches.
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+
+#include "kernels/strict/strict_backend.h"
 #include "model/model.h"
 #include "profile/prediction.h"
 #include "profile/unit_profiler.h"
@@ -30,11 +35,15 @@ config::ModelConfig TinyModel(config::ModelConfig::Norm norm = config::ModelConf
   return c;
 }
 
-ModelProfile ProfileTiny(const config::ModelConfig& model, Recompute recompute) {
+ModelProfile ProfileTiny(const config::ModelConfig& model, Recompute recompute,
+                         const Backend* backend = nullptr,
+                         std::optional<DType> compute_dtype = std::nullopt) {
   UnitProfileOptions options;
   options.warmup = 1;
   options.repetitions = 3;
   options.recompute = recompute;
+  options.backend = backend;
+  options.compute_dtype = compute_dtype;
   const StatusOr<ModelProfile> profile = ProfileUnitKinds(model, {4, 10, 8}, options);
   EXPECT_TRUE(profile.ok()) << profile.status();
   return profile.ok() ? *profile : ModelProfile{};
@@ -92,6 +101,50 @@ TEST(UnitProfilerTest, PreLnHasFinalNormsAndSelectiveSavesLess) {
   EXPECT_EQ(none.kinds[4].kind, UnitKind::kDecoderFinalNorm);
   ASSERT_EQ(selective.kinds.size(), 6u);
   EXPECT_LT(selective.kinds[1].saved_bytes, none.kinds[1].saved_bytes);  // no attention probs
+}
+
+// On the strict device units, inputs, gradients and the optimizer live in memory the host cannot
+// read (a stray host access would crash); the byte counts come from its allocator and equal the
+// CPU's, and the profile names the device.
+TEST(UnitProfilerTest, StrictDeviceMeasuresTheCpuBytes) {
+  const config::ModelConfig model = TinyModel();
+  const ModelProfile cpu = ProfileTiny(model, Recompute::kNone);
+  const ModelProfile strict = ProfileTiny(model, Recompute::kNone, &StrictBackend());
+  EXPECT_EQ(cpu.device.rfind("cpu (", 0), 0u) << cpu.device;
+  EXPECT_EQ(strict.device, "strict (CPU-emulated device)");
+  EXPECT_EQ(strict.compute_dtype, DType::kF32);
+  ASSERT_EQ(strict.kinds.size(), cpu.kinds.size());
+  for (size_t i = 0; i < cpu.kinds.size(); ++i) {
+    SCOPED_TRACE(cpu.kinds[i].unit_name);
+    EXPECT_GT(strict.kinds[i].forward.median_s, 0);
+    EXPECT_GT(strict.kinds[i].backward.median_s, 0);
+    EXPECT_GT(strict.kinds[i].optimizer.median_s, 0);
+    EXPECT_EQ(strict.kinds[i].param_bytes, cpu.kinds[i].param_bytes);
+    EXPECT_EQ(strict.kinds[i].saved_bytes, cpu.kinds[i].saved_bytes);
+    EXPECT_EQ(strict.kinds[i].input_bytes, cpu.kinds[i].input_bytes);
+    EXPECT_EQ(strict.kinds[i].forward_peak_bytes, cpu.kinds[i].forward_peak_bytes);
+    EXPECT_EQ(strict.kinds[i].backward_peak_bytes, cpu.kinds[i].backward_peak_bytes);
+  }
+  EXPECT_NE(ModelProfileToJson(strict).find("\"device\": \"strict (CPU-emulated device)\""),
+            std::string::npos);
+  EXPECT_NE(FormatModelProfile(strict).find("device strict"), std::string::npos);
+}
+
+// bf16 mixed precision on the strict device: 16-bit activations and compute weights (half the
+// bytes of the fp32 profile's), fp32 masters updated by the timed optimizer.
+TEST(UnitProfilerTest, StrictDeviceBf16HalvesActivationBytes) {
+  const config::ModelConfig model = TinyModel();
+  const ModelProfile fp32 = ProfileTiny(model, Recompute::kNone, &StrictBackend());
+  const ModelProfile bf16 = ProfileTiny(model, Recompute::kNone, &StrictBackend(), DType::kBF16);
+  EXPECT_EQ(bf16.compute_dtype, DType::kBF16);
+  ASSERT_EQ(bf16.kinds.size(), fp32.kinds.size());
+  for (size_t i = 0; i < fp32.kinds.size(); ++i) {
+    SCOPED_TRACE(fp32.kinds[i].unit_name);
+    EXPECT_GT(bf16.kinds[i].forward.median_s, 0);
+    EXPECT_GT(bf16.kinds[i].optimizer.median_s, 0);
+    EXPECT_EQ(bf16.kinds[i].input_bytes * 2, fp32.kinds[i].input_bytes);
+  }
+  EXPECT_NE(ModelProfileToJson(bf16).find("\"compute_dtype\": \"bf16\""), std::string::npos);
 }
 
 TEST(UnitProfilerTest, RejectsUnresolvedVocabulary) {
