@@ -14,6 +14,7 @@
 #include "parallel/pipeline_trainer.h"
 #include "runtime/mpi_communicator.h"
 #ifdef DEEPNET_HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
 #include "runtime/nccl_communicator.h"
 #endif
 #include "train/run_setup.h"
@@ -45,6 +46,10 @@ Status TrainPipeline(const config::RunConfig& config) {
     // Collective: every rank learns whether all have a GPU before any enters NCCL.
     StatusOr<std::unique_ptr<NcclCommunicator>> nccl = NcclCommunicator::Create(*world, timeout);
     if (!nccl.ok()) return nccl.status().WithContext("world rank " + std::to_string(world->rank()));
+    // NCCL sends what the compute stream produced: its launches wait for that stream's work.
+    StatusOr<const Backend*> gpu = OpenBackend(BackendKind::kCuda, device.local_rank);
+    if (!gpu.ok()) return gpu.status().WithContext("world rank " + std::to_string(world->rank()));
+    (*nccl)->set_compute_stream(static_cast<const cuda::CudaBackend*>(*gpu)->stream());
     device_world = std::move(*nccl);
     device.device_world = device_world.get();
 #else

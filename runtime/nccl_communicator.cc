@@ -424,6 +424,7 @@ StatusOr<std::unique_ptr<Communicator>> NcclCommunicator::SplitImpl(int color, i
       child, std::unique_ptr<MpiCommunicator>(static_cast<MpiCommunicator*>(twin_child.release())),
       device_, name() + "/split(" + std::to_string(color) + ")", timeout_seconds()));
   RETURN_IF_ERROR(created->Start());
+  created->set_compute_stream(compute_stream_);  // groups order after the same compute work
   return std::unique_ptr<Communicator>(std::move(created));
 }
 

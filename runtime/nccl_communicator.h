@@ -61,7 +61,7 @@ class NcclCommunicator : public Communicator {
   }
   cudaStream_t stream() const { return stream_; }
   // NCCL launches wait for the work enqueued on `compute` before them (null: no ordering; the
-  // caller synchronises).
+  // caller synchronises). Communicators split from this one inherit it.
   void set_compute_stream(cudaStream_t compute) { compute_stream_ = compute; }
 
  protected:

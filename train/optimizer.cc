@@ -52,8 +52,16 @@ std::vector<UnitGradSquares> Optimizer::LocalGradSquares() const {
   partials.reserve(units_.size());
   for (const Unit* unit : units_) {
     UnitGradSquares partial{unit->index(), 0.0};
-    for (const Parameter& parameter : unit->parameters()) {
-      if (!parameter.tied_copy) partial.sum_of_squares += backend_.SumOfSquares(parameter.grad);
+    const bool has_tied_copy =
+        std::any_of(unit->parameters().begin(), unit->parameters().end(),
+                    [](const Parameter& p) { return p.tied_copy; });
+    if (!has_tied_copy && unit->flat_grads().numel() > 0) {
+      // One reduction over the unit's flat buffer: on a GPU each is a host sync.
+      partial.sum_of_squares = backend_.SumOfSquares(unit->flat_grads());
+    } else {
+      for (const Parameter& parameter : unit->parameters()) {
+        if (!parameter.tied_copy) partial.sum_of_squares += backend_.SumOfSquares(parameter.grad);
+      }
     }
     partials.push_back(partial);
   }

@@ -2,7 +2,7 @@
 //
 // The step, in order:
 //   1. each unit's Σ grad² over its primary parameters (tied copies skipped: they hold the same
-//      summed gradient as their primary), accumulated in double in declaration order;
+//      summed gradient as their primary), one reduction over the unit's flat gradient buffer;
 //   2. a GradNormReducer adds the per-unit partial sums in unit order. One process sums its own;
 //      a pipeline gathers every stage's partials and adds them in the same unit order, so the norm
 //      — and the whole update — is bit-identical for any partition;

@@ -1,6 +1,7 @@
 // The pipeline trainer under mpirun (-np 2 and -np 4), one process per rank: every schedule and
 // recompute mode with p = world size against the single-process trainer (computed in process on
-// every rank), bit for bit; data parallelism (2 replicas) within 1e-6; checkpoint and resume.
+// every rank), bit for bit; data parallelism (2 replicas) within 1e-6; checkpoint and resume; the
+// same on the strict test device.
 #include <unistd.h>
 
 #include <filesystem>
@@ -103,6 +104,40 @@ TEST_F(EngineMpiTest, DataParallelWithinRounding) {
     shape.recompute = config::ParallelConfig::SELECTIVE;
     shape.rank_order = order;
     ExpectMatches(shape, ReferenceRun(MakeConfig(dir_->path(), shape), shape.max_steps), 1e-6);
+  }
+}
+
+// The strict test device (device memory the host cannot read): activations, gradients, the tied
+// embedding swap and the data-parallel all-reduce are staged through host buffers over MPI, and
+// the result is still the CPU's single process bit for bit (within rounding with replicas).
+TEST_F(EngineMpiTest, StrictDeviceMatchesTheCpuSingleProcess) {
+  std::vector<std::pair<RunShape, double>> runs;
+  RunShape pipeline;
+  pipeline.stages = world_->size();
+  pipeline.micro_batches = 4;
+  for (const ScheduleKind schedule : {ScheduleKind::kOneFOneB, ScheduleKind::kZeroBubbleH1}) {
+    pipeline.schedule = schedule;
+    pipeline.recompute = schedule == ScheduleKind::kOneFOneB ? config::ParallelConfig::FULL
+                                                             : config::ParallelConfig::SELECTIVE;
+    runs.push_back({pipeline, 0.0});
+  }
+  RunShape replicas = pipeline;
+  replicas.data_parallel = 2;
+  replicas.stages = world_->size() / 2;
+  replicas.schedule = ScheduleKind::kOneFOneB;
+  runs.push_back({replicas, 1e-6});
+  for (const auto& [shape, relative] : runs) {
+    SCOPED_TRACE(Describe(shape));
+    const Snapshot reference = ReferenceRun(MakeConfig(dir_->path(), shape), shape.max_steps);
+    config::RunConfig config = MakeConfig(dir_->path(), shape);
+    config.mutable_parallel()->set_backend(config::ParallelConfig::STRICT);
+    auto trainer = MakePipeline(config);
+    for (int64_t s = 0; s < shape.max_steps; ++s) {
+      StatusOr<StepResult> step = trainer->TrainStep();
+      ASSERT_TRUE(step.ok()) << step.status();
+    }
+    EXPECT_TRUE(SameParameters(reference, trainer->Units(), relative));
+    if (HasFailure()) return;
   }
 }
 

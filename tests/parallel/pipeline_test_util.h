@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "configs/config.h"
+#include "kernels/strict/strict_backend.h"
 #include "parallel/schedule.h"
 #include "text/shard.h"
 #include "train/trainer.h"
@@ -138,13 +139,22 @@ struct Snapshot {
   std::vector<double> grad_norms;
 };
 
-inline void AddUnits(Snapshot& snapshot, const std::vector<Unit*>& units) {
-  for (const Unit* unit : units) {
-    const Tensor& flat = unit->flat_values();
-    std::vector<float> copy(flat.numel());
-    if (flat.numel() > 0) std::memcpy(copy.data(), flat.raw_data(), flat.nbytes());
-    snapshot.values[unit->index()] = std::move(copy);
+// A unit's flat fp32 weights (the master copy under mixed precision) on the host, from any device.
+inline std::vector<float> HostWeights(const Unit& unit) {
+  const Tensor& flat = unit.flat_master().defined() ? unit.flat_master() : unit.flat_values();
+  CHECK(flat.dtype() == DType::kF32) << unit.name() << ": " << flat.ToString();
+  Tensor host = flat;
+  if (flat.device().kind == DeviceKind::kStrict) {
+    host = Tensor::Empty(flat.shape(), flat.dtype(), MemoryCategory::kOther);
+    StrictBackend().Copy(host, flat);
   }
+  std::vector<float> copy(flat.numel());
+  if (flat.numel() > 0) std::memcpy(copy.data(), host.raw_data(), host.nbytes());
+  return copy;
+}
+
+inline void AddUnits(Snapshot& snapshot, const std::vector<Unit*>& units) {
+  for (const Unit* unit : units) snapshot.values[unit->index()] = HostWeights(*unit);
 }
 
 // The single-process Trainer's parameters after `steps` steps of `config` (made single-process).
@@ -178,11 +188,11 @@ inline ::testing::AssertionResult SameParameters(const Snapshot& reference,
       return ::testing::AssertionFailure() << "no reference for unit " << unit->name();
     }
     const std::vector<float>& want = it->second;
-    const Tensor& flat = unit->flat_values();
-    if (static_cast<int64_t>(want.size()) != flat.numel()) {
+    const std::vector<float> weights = HostWeights(*unit);
+    if (want.size() != weights.size()) {
       return ::testing::AssertionFailure() << unit->name() << ": size differs";
     }
-    const float* got = flat.numel() > 0 ? flat.data<float>() : nullptr;
+    const float* got = weights.data();
     if (relative == 0.0) {
       for (size_t i = 0; i < want.size(); ++i) {
         if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0) {
