@@ -4,9 +4,8 @@
 // Thread-count independence: a multi-threaded OpenBLAS call cuts C and k differently for each
 // thread count (edge kernels at the cuts, remainders of k blocked differently), which changes the
 // bits. So OpenBLAS is only ever called single-threaded, on panels of C fixed by the shape alone,
-// and OpenMP spreads the panels over threads; a thread's run of adjacent panels is one call where
-// that gives the same bits (see kMinMergedPanelProducts). The price is that each thread re-packs
-// the operand it shares with the others (see gemm_bench.cc). Products with too small a C for
+// and OpenMP spreads the panels over threads, one call per panel. The price is that each panel
+// re-packs the operand it shares with the others (see gemm_bench.cc). Products with too small a C for
 // panels but a long k are cut along k, summed in a fixed order.
 #include "kernels/cpu/gemm.h"
 
@@ -79,14 +78,10 @@ int choose_depth_parts(int m, int n, int k, const Panels& panels) {
   return parts;
 }
 
-// A single-threaded OpenBLAS call gives each element of C the same bits whether C is cut at panel
-// boundaries (multiples of kPanelAlignment) or not: its k blocking depends on k alone, and every
-// register tile sums k in the same order. So each thread makes one call for its whole run of
-// panels, which packs the shared operand once per thread instead of once per panel. Not for
-// panels small enough that OpenBLAS may take one of its unpacked paths (small-matrix kernels below
-// about 100³ multiply-adds, direct sgemm below 28·512² on x86-64), which may sum differently:
-// those keep one call per panel.
-constexpr int64_t kMinMergedPanelProducts = int64_t{1} << 23;
+// Every panel is its own OpenBLAS call, whatever the thread count. Merging a thread's run of
+// panels into one call (packing the shared operand once per thread) gives other bits on the
+// Haswell/Zen kernels (OPENBLAS_CORETYPE=Haswell or Zen: 1024×512×256 differs between 1 and 2
+// threads), so it is not done.
 
 // A stride of 0 means packed; BLAS also wants every stride ≥ 1 even for empty matrices.
 int row_stride(int requested, int stored_columns) {
@@ -149,36 +144,25 @@ void gemm(T* c, const T* a, const T* b, int m, int n, int k, bool trans_a, bool 
     return gemm_depth_parts(c, a, b, m, n, k, parts, blas_trans_a, blas_trans_b, alpha, beta, lda,
                             ldb, ldc);
   }
-  // Panels first..last − 1 as one OpenBLAS call.
-  auto run_panels = [&](int first, int last) {
-    const int begin = first * panels.width;
+  auto run_panel = [&](int panel) {
+    const int begin = panel * panels.width;
     if (panels.along_rows) {  // rows begin.. of C and op(A)
-      const int rows = std::min(last * panels.width, m) - begin;
+      const int rows = std::min(begin + panels.width, m) - begin;
       const T* a_panel = trans_a ? a + begin : a + int64_t{begin} * lda;
       blas_gemm(blas_trans_a, blas_trans_b, rows, n, k, alpha, a_panel, lda, b, ldb, beta,
                 c + int64_t{begin} * ldc, ldc);
     } else {  // columns begin.. of C and op(B)
-      const int columns = std::min(last * panels.width, n) - begin;
+      const int columns = std::min(begin + panels.width, n) - begin;
       const T* b_panel = trans_b ? b + int64_t{begin} * ldb : b + begin;
       blas_gemm(blas_trans_a, blas_trans_b, m, columns, k, alpha, a, lda, b_panel, ldb, beta,
                 c + begin, ldc);
     }
   };
-  const int64_t panel_products =
-      int64_t{panels.width} * (panels.along_rows ? n : m) * std::max(k, 1);
-  const bool merge = panel_products >= kMinMergedPanelProducts;
 #pragma omp parallel num_threads(std::min(panels.count, omp_get_max_threads()))
   {
     omp_set_num_threads(1);  // this region's own setting: OpenBLAS below stays single-threaded
-    if (merge) {  // a contiguous run of panels per thread, as schedule(static) would deal them
-      const int thread = omp_get_thread_num(), threads = omp_get_num_threads();
-      const int first = panels.count * thread / threads;
-      const int last = panels.count * (thread + 1) / threads;
-      if (first < last) run_panels(first, last);
-    } else {
 #pragma omp for schedule(static)
-      for (int panel = 0; panel < panels.count; ++panel) run_panels(panel, panel + 1);
-    }
+    for (int panel = 0; panel < panels.count; ++panel) run_panel(panel);
   }
 }
 
