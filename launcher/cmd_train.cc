@@ -45,7 +45,10 @@ Status TrainPipeline(const config::RunConfig& config) {
 #ifdef DEEPNET_HAVE_CUDA
     // Collective: every rank learns whether all have a GPU before any enters NCCL.
     StatusOr<std::unique_ptr<NcclCommunicator>> nccl = NcclCommunicator::Create(*world, timeout);
-    if (!nccl.ok()) return nccl.status().WithContext("world rank " + std::to_string(world->rank()));
+    if (!nccl.ok()) {
+      return nccl.status().WithContext("world rank " + std::to_string(world->rank()) +
+                                       " on host " + HostName());
+    }
     // NCCL sends what the compute stream produced: its launches wait for that stream's work.
     StatusOr<const Backend*> gpu = OpenBackend(BackendKind::kCuda, device.local_rank);
     if (!gpu.ok()) return gpu.status().WithContext("world rank " + std::to_string(world->rank()));
