@@ -5,7 +5,9 @@
 #      checkpoint;
 #   2. a longer job signalled mid-run (scancel --batch --signal=USR1, what #SBATCH --signal sends
 #      before the time limit): it checkpoints, requeues itself, runs again with
-#      SLURM_RESTART_COUNT=1 and resumes from that checkpoint to the end.
+#      SLURM_RESTART_COUNT=1 and resumes from that checkpoint to the end;
+#   3. a job on the strict test device in bf16 (backend and precision in DEEPNET_ARGS, as a GPU
+#      job passes them): the device is named, it trains and checkpoints.
 # The daemons are stopped on every exit path. Exit 77 (ctest SKIP_RETURN_CODE) when Slurm, munge or
 # mpirun are missing or we are not root (munged and slurmd must run as their users).
 #
@@ -158,6 +160,21 @@ test_job_runs_and_checkpoints() {
   echo "ok: job 1 trained 6 steps and saved $(cat "$DEEPNET_RUN_DIR/checkpoints/latest")"
 }
 
+# The device path as a GPU job takes it (backend and precision through DEEPNET_ARGS), on the strict
+# test device: every rank names its device, bf16 mixed precision trains and checkpoints.
+test_device_job() {
+  export DEEPNET_RUN_DIR=$work/run3
+  export DEEPNET_ARGS="--data_dir $work/data --set train.max_steps=3 --set checkpoint.every_steps=3
+                       --set parallel.backend=STRICT --set parallel.precision=BF16"
+  local out=$work/job3.out
+  sbatch --wait --quiet "${sbatch_args[@]}" --output="$out" \
+    "$root/launcher/slurm/deepnet-1node.sbatch" || fail "job 3 exited with $?"
+  grep -q "strict (CPU-emulated device)" "$out" || fail "job 3: the device is not named"
+  grep -q "step 3/3 | loss [0-9.]*" "$out" || fail "job 3: no final loss line"
+  [[ -f $DEEPNET_RUN_DIR/checkpoints/step-0000003/state.json ]] || fail "job 3: no checkpoint"
+  echo "ok: job 3 trained bf16 on the strict device and saved step 3"
+}
+
 test_signal_checkpoint_requeue_resume() {
   export DEEPNET_RUN_DIR=$work/run2
   local steps=300
@@ -204,5 +221,6 @@ start_cluster
 prepare_data
 echo "cluster up and data prepared in $((SECONDS - start)) s"
 test_job_runs_and_checkpoints
+test_device_job
 test_signal_checkpoint_requeue_resume
 echo "PASS in $((SECONDS - start)) s"
