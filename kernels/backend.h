@@ -39,6 +39,11 @@ class Backend {
   virtual void Zero(const Tensor& t) const = 0;
   // Copies between any two tensors of equal numel and dtype (host <-> device included).
   virtual void Copy(const Tensor& dst, const Tensor& src) const = 0;
+  // A host tensor for staging this device's data through the host (communication over MPI):
+  // pinned memory on CUDA, so copies to and from it run at full speed; plain host memory here.
+  virtual Tensor NewHostStaging(const Shape& shape, DType dtype) const {
+    return Tensor::Empty(shape, dtype, MemoryCategory::kWorkspace);
+  }
   // dst = src converted to dst's dtype (equal numel, both on this backend's device; float dtypes):
   // master weights -> 16-bit compute copies and back.
   virtual void Convert(const Tensor& dst, const Tensor& src) const = 0;

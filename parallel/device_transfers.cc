@@ -9,7 +9,7 @@ DeviceTransfers::DeviceTransfers(Communicator& comm, const Backend& backend)
     : comm_(comm), backend_(backend), staged_(!comm.ReadsDeviceMemory(backend.device())) {}
 
 Tensor DeviceTransfers::Stage(const Tensor& like) {
-  return staging_.Acquire(like.shape(), like.dtype(), CpuBackend());
+  return staging_.AcquireHostStaging(like.shape(), like.dtype(), backend_);
 }
 
 StatusOr<Request> DeviceTransfers::Isend(const Tensor& tensor, int peer, int tag) {

@@ -2,7 +2,7 @@
 //
 // When the transport reads the backend's memory (host tensors on any transport; CUDA tensors on
 // NCCL) the tensors go as they are. Otherwise (CUDA or the strict device over MPI) they travel
-// through host staging buffers: a send copies the tensor to a host buffer before posting it, a
+// through host staging buffers (pinned on CUDA): a send copies the tensor to a host buffer before posting it, a
 // receive lands in a host buffer and is copied to the device when WaitAll completes it; an
 // all-reduce copies out, reduces on the host and copies back. Staging buffers come from a pool
 // (transfer_buffers.h), so steady-state steps stage without allocating. This is what lets several

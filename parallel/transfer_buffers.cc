@@ -4,6 +4,19 @@
 namespace deepnet {
 
 Tensor TransferBuffers::Acquire(const Shape& shape, DType dtype, const Backend& backend) {
+  return AcquireWith(shape, dtype, [&](int64_t numel) {
+    return backend.Empty({numel}, dtype, MemoryCategory::kActivations);
+  });
+}
+
+Tensor TransferBuffers::AcquireHostStaging(const Shape& shape, DType dtype,
+                                           const Backend& backend) {
+  return AcquireWith(shape, dtype,
+                     [&](int64_t numel) { return backend.NewHostStaging({numel}, dtype); });
+}
+
+template <typename Make>
+Tensor TransferBuffers::AcquireWith(const Shape& shape, DType dtype, Make make) {
   const int64_t numel = NumElements(shape);
   Tensor* best_fit = nullptr;   // the smallest free buffer that fits
   Tensor* too_small = nullptr;  // the largest free buffer that does not
@@ -20,7 +33,7 @@ Tensor TransferBuffers::Acquire(const Shape& shape, DType dtype, const Backend& 
     return best_fit->Slice(0, numel).Reshape(shape);
   }
   ++allocations_;
-  Tensor fresh = backend.Empty({numel}, dtype, MemoryCategory::kActivations);
+  Tensor fresh = make(numel);
   if (too_small != nullptr) {
     *too_small = fresh;  // frees the old buffer
   } else {

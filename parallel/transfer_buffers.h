@@ -8,8 +8,8 @@
 // gradients) and stays there. Micro-batch shapes change from step to step (padded lengths), so a
 // buffer serves any request that fits its capacity; when none fits, the largest free buffer too
 // small for it is replaced by one of the requested size, so the pool never holds more buffers
-// than were ever in use at once. Buffers are charged to kActivations while pooled: the stage
-// really holds that memory.
+// than were ever in use at once. Buffers are charged to kActivations while pooled (host staging
+// buffers to kWorkspace of the staging allocator): the stage really holds that memory.
 #pragma once
 
 #include <cstdint>
@@ -22,8 +22,10 @@ namespace deepnet {
 
 class TransferBuffers {
  public:
-  // A tensor of `shape` over a pooled buffer (uninitialised contents).
+  // A tensor of `shape` over a pooled buffer (uninitialised contents) on `backend`'s device.
   Tensor Acquire(const Shape& shape, DType dtype, const Backend& backend);
+  // The same over host staging buffers for `backend` (Backend::NewHostStaging: pinned on CUDA).
+  Tensor AcquireHostStaging(const Shape& shape, DType dtype, const Backend& backend);
 
   int64_t allocations() const { return allocations_; }  // fresh buffers made so far
   int64_t reuses() const { return reuses_; }            // requests served from the pool
@@ -31,6 +33,10 @@ class TransferBuffers {
   int64_t pooled_bytes() const;
 
  private:
+  // `make(numel)` makes a fresh flat buffer when none in the pool fits.
+  template <typename Make>
+  Tensor AcquireWith(const Shape& shape, DType dtype, Make make);
+
   std::vector<Tensor> buffers_;  // flat (numel = capacity)
   int64_t allocations_ = 0;
   int64_t reuses_ = 0;

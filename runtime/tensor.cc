@@ -51,6 +51,11 @@ std::string ShapeToString(const Shape& shape) {
 
 StatusOr<Tensor> Tensor::Allocate(const Shape& shape, DType dtype, MemoryCategory category,
                                   Device device) {
+  return Allocate(shape, dtype, category, GetAllocator(device));
+}
+
+StatusOr<Tensor> Tensor::Allocate(const Shape& shape, DType dtype, MemoryCategory category,
+                                  Allocator& allocator) {
   for (int64_t d : shape) {
     if (d < 0) return InvalidArgument("negative dimension in shape " + ShapeToString(shape));
   }
@@ -58,8 +63,7 @@ StatusOr<Tensor> Tensor::Allocate(const Shape& shape, DType dtype, MemoryCategor
   t.shape_ = shape;
   t.numel_ = NumElements(shape);
   t.dtype_ = dtype;
-  t.device_ = device;
-  Allocator& allocator = GetAllocator(device);
+  t.device_ = allocator.device();
   ASSIGN_OR_RETURN(void* data, allocator.Allocate(t.nbytes(), category));
   t.storage_ = std::make_shared<Storage>(&allocator, data, t.nbytes(), category);
   return t;

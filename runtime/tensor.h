@@ -49,6 +49,9 @@ class Tensor {
   // Uninitialised memory. Fails only when the device has no room.
   static StatusOr<Tensor> Allocate(const Shape& shape, DType dtype, MemoryCategory category,
                                    Device device = Device::Cpu());
+  // From a given allocator (memory of its device()), e.g. pinned host memory a backend owns.
+  static StatusOr<Tensor> Allocate(const Shape& shape, DType dtype, MemoryCategory category,
+                                   Allocator& allocator);
   // As Allocate, but a failure is fatal (for compute code whose memory was planned up front).
   static Tensor Empty(const Shape& shape, DType dtype, MemoryCategory category,
                       Device device = Device::Cpu());

@@ -83,7 +83,8 @@ CudaBackend::CudaBackend(int device_index, CUstream_st* stream, std::unique_ptr<
     : device_index_(device_index),
       stream_(stream),
       gemm_(std::move(gemm)),
-      workspace_(std::make_unique<Workspace>(device_index)) {}
+      workspace_(std::make_unique<Workspace>(device_index)),
+      pinned_(std::make_unique<PinnedHostAllocator>()) {}
 
 CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(stream_);  // buffers freed below may still be in use
@@ -98,6 +99,14 @@ void* CudaBackend::Scratch(size_t bytes) const { return workspace_->Get(bytes); 
 
 size_t CudaBackend::AttentionStatsBytes(const cpu::AttentionShape& shape) {
   return cuda::AttentionStatsBytes(shape);
+}
+
+Tensor CudaBackend::NewHostStaging(const Shape& shape, DType dtype) const {
+  StatusOr<Tensor> pinned = Tensor::Allocate(shape, dtype, MemoryCategory::kWorkspace, *pinned_);
+  if (pinned.ok()) return *pinned;
+  LOG_FIRST_N(WARNING, 1) << "pinned host memory unavailable (" << pinned.status()
+                          << "); staging through pageable memory";
+  return Tensor::Empty(shape, dtype, MemoryCategory::kWorkspace);
 }
 
 Tensor CudaBackend::NewAttentionProbs(const cpu::AttentionShape& shape, DType dtype) const {

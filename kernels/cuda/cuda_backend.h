@@ -33,6 +33,7 @@ struct CUstream_st;
 namespace deepnet::cuda {
 
 class Gemm;
+class PinnedHostAllocator;
 class Workspace;
 
 struct CudaBackendOptions {
@@ -65,6 +66,8 @@ class CudaBackend final : public Backend {
   void Synchronize() const;
 
   static size_t AttentionStatsBytes(const cpu::AttentionShape& shape);
+  // Pinned host memory (PinnedHostAllocator), owned by this backend.
+  Tensor NewHostStaging(const Shape& shape, DType dtype) const override;
   // A flat buffer of AttentionStatsBytes(shape): the saved state is O(T) per row, not O(T²).
   Tensor NewAttentionProbs(const cpu::AttentionShape& shape, DType dtype) const override;
 
@@ -140,6 +143,7 @@ class CudaBackend final : public Backend {
   CUstream_st* stream_;
   std::unique_ptr<Gemm> gemm_;
   std::unique_ptr<Workspace> workspace_;
+  std::unique_ptr<PinnedHostAllocator> pinned_;
 };
 
 }  // namespace deepnet::cuda

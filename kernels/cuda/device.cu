@@ -6,6 +6,8 @@
 
 #include "kernels/cuda/device.h"
 
+#include <algorithm>
+
 namespace deepnet::cuda {
 namespace {
 
@@ -72,5 +74,16 @@ void* CudaAllocator::RawAllocate(size_t bytes) {
 }
 
 void CudaAllocator::RawFree(void* ptr) { cudaFree(ptr); }
+
+void* PinnedHostAllocator::RawAllocate(size_t bytes) {
+  void* ptr = nullptr;
+  if (cudaHostAlloc(&ptr, std::max<size_t>(bytes, 1), cudaHostAllocDefault) != cudaSuccess) {
+    cudaGetLastError();
+    return nullptr;
+  }
+  return ptr;
+}
+
+void PinnedHostAllocator::RawFree(void* ptr) { cudaFreeHost(ptr); }
 
 }  // namespace deepnet::cuda

@@ -33,6 +33,17 @@ StatusOr<DeviceInfo> GetDeviceInfo(int index);
 // Selects `index` for this thread and registers its allocator with GetAllocator().
 Status InitDevice(int index);
 
+// Page-locked host memory (cudaHostAlloc) for staging buffers: host tensors (Device::Cpu()) whose
+// copies to and from the GPU run at full bandwidth. Its own accounting, not the host allocator's.
+class PinnedHostAllocator final : public Allocator {
+ public:
+  Device device() const override { return Device::Cpu(); }
+
+ protected:
+  void* RawAllocate(size_t bytes) override;
+  void RawFree(void* ptr) override;
+};
+
 class CudaAllocator final : public Allocator {
  public:
   explicit CudaAllocator(int index) : index_(index) {}
