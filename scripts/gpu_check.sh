@@ -412,6 +412,24 @@ else
   fi
 fi
 
+# pipeline_check NAME RUN REFERENCE BACKEND NOTE: 2 ranks × 1 stage each on BACKEND (FP32) must give
+# the REFERENCE run's 1-rank parameters bit for bit.
+pipeline_check() {
+  local name=$1 run=$2 reference=$3 backend=$4 note=$5
+  local t0=$SECONDS
+  if train "$run" 300 "${mpi_launch[@]}" -- --set "parallel.backend=$backend" \
+    --set parallel.precision=FP32 --set parallel.pipeline_stages=2; then
+    if compare_params "$RUNS/$run/checkpoints" "$RUNS/$reference/checkpoints" 0 0 \
+      "compare-$run-$reference"; then
+      record "$name" PASS "${note}bit-identical to 1 rank; $((SECONDS - t0)) s"
+    else
+      record "$name" FAIL "$CMP_FIG"
+    fi
+  else
+    record "$name" FAIL "2-rank training failed (train-$run.log)"
+  fi
+}
+
 # ---------------------------------------------------------------------------------------------
 section "4. 2-rank pipeline (parallel.comm MPI) against 1 rank: bit-identical parameters"
 mpi_launch=("$MPIRUN" -np 2 --allow-run-as-root --oversubscribe --bind-to none
@@ -423,18 +441,7 @@ if ((!have_mpirun)); then
 elif ((!cpu_ok)); then
   record cpu-pipeline-2rank FAIL "no CPU reference run"
 else
-  t0=$SECONDS
-  if train cpu_pipe2 300 "${mpi_launch[@]}" -- --set parallel.backend=CPU \
-    --set parallel.precision=FP32 --set parallel.pipeline_stages=2; then
-    if compare_params "$RUNS/cpu_pipe2/checkpoints" "$RUNS/cpu/checkpoints" 0 0 \
-      compare-cpu_pipe2-cpu; then
-      record cpu-pipeline-2rank PASS "bit-identical to 1 rank; $((SECONDS - t0)) s"
-    else
-      record cpu-pipeline-2rank FAIL "$CMP_FIG"
-    fi
-  else
-    record cpu-pipeline-2rank FAIL "2-rank CPU training failed (train-cpu_pipe2.log)"
-  fi
+  pipeline_check cpu-pipeline-2rank cpu_pipe2 cpu CPU ""
 fi
 
 if ((!TRAIN_OK)); then
@@ -444,19 +451,8 @@ elif ((!have_mpirun)); then
 elif ((!cuda_fp32_ok)); then
   record gpu-pipeline-2rank FAIL "no 1-rank GPU FP32 run to compare with"
 else
-  t0=$SECONDS
   # Both ranks share the one GPU (comm MPI stages through host buffers).
-  if train cuda_pipe2 300 "${mpi_launch[@]}" -- --set "parallel.backend=$GPU_BACKEND" \
-    --set parallel.precision=FP32 --set parallel.pipeline_stages=2; then
-    if compare_params "$RUNS/cuda_pipe2/checkpoints" "$RUNS/cuda_fp32/checkpoints" 0 0 \
-      compare-cuda_pipe2-cuda_fp32; then
-      record gpu-pipeline-2rank PASS "${BACKEND_NOTE%loss }bit-identical to 1 rank; $((SECONDS - t0)) s"
-    else
-      record gpu-pipeline-2rank FAIL "$CMP_FIG"
-    fi
-  else
-    record gpu-pipeline-2rank FAIL "2-rank GPU training failed (train-cuda_pipe2.log)"
-  fi
+  pipeline_check gpu-pipeline-2rank cuda_pipe2 cuda_fp32 "$GPU_BACKEND" "${BACKEND_NOTE%loss }"
 fi
 
 # ---------------------------------------------------------------------------------------------

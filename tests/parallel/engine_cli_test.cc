@@ -57,6 +57,20 @@ class EngineCliTest : public ::testing::Test {
            " --set train.max_steps=" + std::to_string(steps) + (resume ? " --resume" : "");
   }
 
+  // One CPU process resumes from the checkpoint in ckpt/: step 4, the reference's parameters.
+  void ExpectCheckpointIsTheReference() const {
+    RunShape shape;
+    config::RunConfig single = SingleProcessConfig(MakeConfig(dir_.path(), shape));
+    single.mutable_checkpoint()->set_dir(dir_.path() + "/ckpt");
+    single.mutable_checkpoint()->set_resume(true);
+    StatusOr<std::unique_ptr<Trainer>> restored = Trainer::Create(single);
+    ASSERT_TRUE(restored.ok()) << restored.status();
+    EXPECT_EQ((*restored)->step(), 4);
+    std::vector<Unit*> units;
+    for (auto& unit : (*restored)->model().units()) units.push_back(unit.get());
+    EXPECT_TRUE(SameParameters(reference_, units));
+  }
+
   TempDir dir_{"engine_cli"};
   std::string config_;
   Snapshot reference_;
@@ -73,16 +87,7 @@ TEST_F(EngineCliTest, ResumedPipelineEqualsOneProcess) {
   EXPECT_NE(Output(dir_.path()).find("resumed from"), std::string::npos) << Output(dir_.path());
 
   // One process restores the stage files of step 4: exactly the reference's parameters.
-  RunShape shape;
-  config::RunConfig single = SingleProcessConfig(MakeConfig(dir_.path(), shape));
-  single.mutable_checkpoint()->set_dir(dir_.path() + "/ckpt");
-  single.mutable_checkpoint()->set_resume(true);
-  StatusOr<std::unique_ptr<Trainer>> restored = Trainer::Create(single);
-  ASSERT_TRUE(restored.ok()) << restored.status();
-  EXPECT_EQ((*restored)->step(), 4);
-  std::vector<Unit*> units;
-  for (auto& unit : (*restored)->model().units()) units.push_back(unit.get());
-  EXPECT_TRUE(SameParameters(reference_, units));
+  ExpectCheckpointIsTheReference();
 }
 
 // Every tensor of the params files in checkpoint `dir` (whole or per stage), by name.
@@ -111,16 +116,7 @@ TEST_F(EngineCliTest, StrictDevicePipelineEqualsOneCpuProcess) {
   }
   ASSERT_EQ(Shell(Mpirun(2) + Train(4, true) + strict, dir_.path()), 0) << Output(dir_.path());
 
-  RunShape shape;
-  config::RunConfig single = SingleProcessConfig(MakeConfig(dir_.path(), shape));
-  single.mutable_checkpoint()->set_dir(dir_.path() + "/ckpt");
-  single.mutable_checkpoint()->set_resume(true);
-  StatusOr<std::unique_ptr<Trainer>> restored = Trainer::Create(single);
-  ASSERT_TRUE(restored.ok()) << restored.status();
-  EXPECT_EQ((*restored)->step(), 4);
-  std::vector<Unit*> units;
-  for (auto& unit : (*restored)->model().units()) units.push_back(unit.get());
-  EXPECT_TRUE(SameParameters(reference_, units));
+  ExpectCheckpointIsTheReference();  // restored on the CPU
 }
 
 TEST_F(EngineCliTest, StrictBf16PipelineEqualsOneStrictBf16Process) {

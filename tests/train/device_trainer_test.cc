@@ -61,12 +61,6 @@ std::vector<float> HostWeights(Trainer& trainer) {
   return all;
 }
 
-std::string FileBytes(const std::string& path) {
-  StatusOr<std::string> bytes = ReadWholeFile(path);
-  CHECK(bytes.ok()) << bytes.status();
-  return *bytes;
-}
-
 class DeviceTrainerTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(WriteTinyData(dir_.path()).ok()); }

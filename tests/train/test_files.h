@@ -40,6 +40,13 @@ class TempDir {
   std::string path_;
 };
 
+// The whole file (fatal when it cannot be read).
+inline std::string FileBytes(const std::string& path) {
+  StatusOr<std::string> bytes = ReadWholeFile(path);
+  CHECK(bytes.ok()) << bytes.status();
+  return *bytes;
+}
+
 // The local file system, except that appends fail once a file has received
 // `fail_append_after_bytes` bytes (-1 = never), and sync or rename can be made to fail.
 class FailingFileSystem final : public FileSystem {

@@ -37,12 +37,6 @@ std::unique_ptr<Trainer> MakeTrainer(const config::RunConfig& config,
   return std::move(trainer).value();
 }
 
-std::string FileBytes(const std::string& path) {
-  StatusOr<std::string> bytes = ReadWholeFile(path);
-  CHECK(bytes.ok()) << bytes.status();
-  return *bytes;
-}
-
 class TrainerTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(WriteTinyData(dir_.path()).ok()); }
