@@ -121,11 +121,19 @@ void CheckStack(std::string_view field, std::string_view stack, bool used, int l
   }
 }
 
-// "{1, 2, 4, 8, ...}": the head counts that divide d_model.
+// "{1, 2, 4, 8, ...}": the head counts that divide d_model (>= 1). Divisors come in pairs
+// (h, d_model / h) with h <= sqrt(d_model), so this takes sqrt(d_model) steps, not d_model (a
+// large prime d_model took seconds, and counting up to INT_MAX overflowed).
 std::string HeadChoices(int d_model) {
-  std::vector<std::string> divisors;
-  for (int heads = 1; heads <= d_model; ++heads) {
+  std::vector<int64_t> ascending, descending;
+  for (int64_t heads = 1; heads * heads <= d_model; ++heads) {
     if (d_model % heads != 0) continue;
+    ascending.push_back(heads);
+    if (heads * heads != d_model) descending.push_back(d_model / heads);
+  }
+  ascending.insert(ascending.end(), descending.rbegin(), descending.rend());
+  std::vector<std::string> divisors;
+  for (const int64_t heads : ascending) {
     if (divisors.size() == 8) {
       divisors.push_back("...");
       break;
@@ -213,6 +221,8 @@ void CheckTraining(const RunConfig& config, Checker& check) {
   check.NonNegative("train.clip_norm", train.clip_norm());
   check.AtLeast("train.micro_batches", train.micro_batches(), 1);
   check.AtLeast("train.valid_every", train.valid_every(), 0, " (0 = never)");
+  check.AtLeast("train.max_consecutive_skips", train.max_consecutive_skips(), 1);
+  check.NonNegative("train.spike_factor", train.spike_factor());
 
   const OptimizerConfig& optimizer = config.optimizer();
   check.Positive("optimizer.lr", optimizer.lr());
@@ -294,6 +304,10 @@ void CheckOutputs(const RunConfig& config, Checker& check) {
   const CheckpointConfig& checkpoint = config.checkpoint();
   check.AtLeast("checkpoint.every_steps", checkpoint.every_steps(), 0, " (0 = at the end only)");
   check.AtLeast("checkpoint.keep_last", checkpoint.keep_last(), 0, " (0 = keep all)");
+  if (checkpoint.resume() && checkpoint.restart()) {
+    check.Fail({"checkpoint.resume", "checkpoint.restart"},
+               "resume continues the checkpoints, restart replaces them; choose one");
+  }
   if (checkpoint.resume() && checkpoint.dir().empty()) {
     check.Fail({"checkpoint.resume", "checkpoint.dir"},
                "resuming needs a checkpoint directory; set checkpoint.dir");

@@ -10,6 +10,8 @@ DEFINE_string(config, "", "run config file (text-format RunConfig, e.g. configs/
 DEFINE_string(data_dir, "", "overrides data.data_dir (where `prepare` writes and `train` reads)");
 DEFINE_string(checkpoint_dir, "", "overrides checkpoint.dir");
 DEFINE_bool(resume, false, "continue from the newest checkpoint in checkpoint.dir, if any");
+DEFINE_bool(restart, false,
+            "start from step 0 even though checkpoint.dir holds checkpoints (they are replaced)");
 DEFINE_string(checkpoint, "", "export: a step directory, or a checkpoint root (uses `latest`)");
 DEFINE_string(out, "", "export: the safetensors file to write");
 DEFINE_string(device, "cpu",
@@ -53,6 +55,7 @@ StatusOr<config::RunConfig> LoadRunConfig(const CommandLine& command_line, bool 
   if (!FLAGS_data_dir.empty()) overrides.push_back("data.data_dir=" + FLAGS_data_dir);
   if (!FLAGS_checkpoint_dir.empty()) overrides.push_back("checkpoint.dir=" + FLAGS_checkpoint_dir);
   if (FLAGS_resume) overrides.push_back("checkpoint.resume=true");
+  if (FLAGS_restart) overrides.push_back("checkpoint.restart=true");
   if (FLAGS_config.empty()) {
     if (require_file)
       return InvalidArgument("--config is required (e.g. --config configs/demo.pbtxt)");

@@ -12,8 +12,10 @@ Status PipelineTrainer::SaveCheckpoint() {
   const std::string& root = config_.checkpoint().dir();
   if (root.empty()) return FailedPrecondition("checkpoint.dir is empty");
   const std::filesystem::path dir = std::filesystem::path(root) / CheckpointDirName(step_);
+  // Poisoned state is never saved: every rank checks its own parameters and moments first.
+  Status local = optimizer_->CheckFinite().WithContext("not saving step " + std::to_string(step_));
+  RETURN_IF_ERROR(AllRanksOk(world_, local).WithContext("checkpoint"));
   // A one-process checkpoint of the same step would shadow the stage files: remove it first.
-  Status local = OkStatus();
   if (world_.rank() == 0) {
     for (const char* name : {kParamsFileName, kOptimizerFileName}) {
       if (local.ok() && std::filesystem::exists(dir / name)) {

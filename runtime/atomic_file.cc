@@ -105,6 +105,34 @@ std::string TemporaryPathFor(const std::string& path) {
   return path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
 }
 
+// Where a write to `path` really goes: through symbolic links to the file they name (relative
+// links resolve against their own directory). FailedPrecondition when that is not a regular file
+// or a loop of links.
+StatusOr<std::string> WriteDestination(const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path target = path;
+  for (int hops = 0;; ++hops) {
+    std::error_code error;
+    const fs::file_status status = fs::symlink_status(target, error);
+    if (fs::is_symlink(status)) {
+      if (hops == 40) return FailedPrecondition(path + ": too many levels of symbolic links");
+      const fs::path next = fs::read_symlink(target, error);
+      if (error) return FailedPrecondition(path + ": cannot read link: " + error.message());
+      target = next.is_absolute() ? next : target.parent_path() / next;
+      continue;
+    }
+    if (!fs::exists(status) || fs::is_regular_file(status)) return target.string();
+    const char* kind = fs::is_directory(status)  ? "a directory"
+                       : fs::is_fifo(status)     ? "a FIFO"
+                       : fs::is_socket(status)   ? "a socket"
+                       : fs::is_block_file(status) || fs::is_character_file(status)
+                           ? "a device"
+                           : "not a regular file";
+    return FailedPrecondition(path + (target.string() == path ? "" : " -> " + target.string()) +
+                              " is " + kind + "; refusing to replace it with a file");
+  }
+}
+
 }  // namespace
 
 FileSystem& LocalFileSystem() {
@@ -114,10 +142,18 @@ FileSystem& LocalFileSystem() {
 
 StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Open(const std::string& path,
                                                                    FileSystem& fs) {
-  std::string temp_path = TemporaryPathFor(path);
-  ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, fs.NewWritableFile(temp_path));
+  ASSIGN_OR_RETURN(const std::string destination, WriteDestination(path));
+  std::string temp_path = TemporaryPathFor(destination);
+  StatusOr<std::unique_ptr<WritableFile>> file = fs.NewWritableFile(temp_path);
+  if (!file.ok()) {
+    std::string message(file.status().message());
+    if (const size_t at = message.find(temp_path); at != std::string::npos) {
+      message.replace(at, temp_path.size(), path);
+    }
+    return Status(file.status().code(), message);
+  }
   return std::unique_ptr<AtomicFileWriter>(
-      new AtomicFileWriter(fs, path, std::move(temp_path), std::move(file)));
+      new AtomicFileWriter(fs, destination, std::move(temp_path), std::move(*file)));
 }
 
 AtomicFileWriter::AtomicFileWriter(FileSystem& fs, std::string path, std::string temp_path,
@@ -137,12 +173,22 @@ void AtomicFileWriter::Abandon() {
   (void)fs_.DeleteFile(temp_path_);
 }
 
+Status AtomicFileWriter::Named(const Status& status) const {
+  std::string message(status.message());
+  for (size_t at = message.find(temp_path_); at != std::string::npos;
+       at = message.find(temp_path_, at + path_.size())) {
+    message.replace(at, temp_path_.size(), path_);
+  }
+  if (message.find(path_) == std::string::npos) message = path_ + ": " + message;
+  return Status(status.code(), message);
+}
+
 Status AtomicFileWriter::Append(std::string_view data) {
   if (failed_ || file_ == nullptr) return FailedPrecondition(path_ + ": writer already closed");
   Status status = file_->Append(data);
   if (!status.ok()) {
     Abandon();
-    return status;
+    return Named(status);
   }
   bytes_written_ += static_cast<int64_t>(data.size());
   return OkStatus();
@@ -156,7 +202,7 @@ Status AtomicFileWriter::Commit() {
   if (status.ok()) status = fs_.RenameFile(temp_path_, path_);
   if (!status.ok()) {
     Abandon();
-    return status;
+    return Named(status);
   }
   // The rename is done; a failed directory sync only weakens durability across a power cut.
   return fs_.SyncDirectory(DirectoryOf(path_));

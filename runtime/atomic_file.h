@@ -45,7 +45,9 @@ FileSystem& LocalFileSystem();
 
 // Streams a file into place: Open() creates the temporary file, Append() writes to it, Commit()
 // syncs and renames it over `path`. Without a successful Commit() the temporary file is removed
-// and `path` is untouched.
+// and `path` is untouched. A symbolic link at `path` stays a link: the file it points to is
+// replaced. Anything else that is not a regular file there (a directory, FIFO, socket or device)
+// is refused, never replaced. Errors name `path`, not the temporary file.
 class AtomicFileWriter {
  public:
   static StatusOr<std::unique_ptr<AtomicFileWriter>> Open(const std::string& path,
@@ -59,6 +61,8 @@ class AtomicFileWriter {
   int64_t bytes_written() const { return bytes_written_; }
 
  private:
+  // `status` naming the destination: the temporary file's name replaced by it, or it prefixed.
+  Status Named(const Status& status) const;
   AtomicFileWriter(FileSystem& fs, std::string path, std::string temp_path,
                    std::unique_ptr<WritableFile> file);
   void Abandon();

@@ -89,23 +89,30 @@ void Optimizer::Update(ParameterState& state, double lr, double grad_scale) cons
   p.SyncComputeCopy(backend_);
 }
 
+Status Optimizer::CheckFinite() const {
+  for (const ParameterState& state : states_) {
+    const std::pair<const char*, const Tensor*> tensors[] = {
+        {"", &state.parameter->weights()}, {" (Adam m)", &state.m}, {" (Adam v)", &state.v}};
+    for (const auto& [what, tensor] : tensors) {
+      if (!std::isfinite(backend_.SumOfSquares(*tensor))) {
+        return FailedPrecondition("parameter " + state.parameter->name + what + " of " +
+                                  state.unit->name() + " holds non-finite values");
+      }
+    }
+  }
+  return OkStatus();
+}
+
 StatusOr<OptimizerStepStats> Optimizer::Step(double lr, GradNormReducer& reducer) {
   ASSIGN_OR_RETURN(const double sum_of_squares, reducer.GlobalSumOfSquares(LocalGradSquares()));
   OptimizerStepStats stats;
   stats.loss_scale = scaler_.scale();
   stats.grad_norm = std::sqrt(sum_of_squares) / stats.loss_scale;
   const bool finite = std::isfinite(stats.grad_norm);
-  if (!finite && !scaler_.options().enabled) {
-    return FailedPrecondition("update " + std::to_string(step_ + 1) + ": gradient norm is " +
-                              std::to_string(stats.grad_norm) + " (training diverged)");
-  }
-  if (!scaler_.Update(!finite)) {
-    stats.skipped = true;
-    LOG(WARNING) << "gradients overflowed at loss scale " << stats.loss_scale
-                 << ": update skipped (" << skipped_steps() << " skipped so far), scale now "
-                 << scaler_.scale();
-    return stats;
-  }
+  stats.skipped = !scaler_.Update(!finite);
+  stats.next_loss_scale = scaler_.scale();
+  stats.skipped_steps = skipped_steps();
+  if (stats.skipped) return stats;
   if (options_.clip_norm > 0.0) {
     stats.clip_scale = std::min(1.0, options_.clip_norm / (stats.grad_norm + 1e-6));
   }

@@ -11,8 +11,9 @@
 //      so tied copies stay equal bit for bit.
 // Mixed precision: parameters with a master copy (Parameter::master) are updated there, in fp32,
 // and the 16-bit compute copy is refreshed after the update. Under fp16 loss scaling (a LossScaler
-// owned here) gradients carry the factor loss_scale(): the norm and the update divide it out, and
-// a step whose gradients overflowed is skipped and counted instead of updating anything.
+// owned here) gradients carry the factor loss_scale(): the norm and the update divide it out.
+// A step whose gradients are not finite (an fp16 overflow, or a diverging run in any precision)
+// is skipped and counted instead of updating anything; the run loop decides when to give up.
 // ADAM adds weight_decay·param to the (clipped) gradient (L2, as torch.optim.Adam); ADAMW decays
 // the weights directly (decoupled). The moments m, v are charged to kOptimizerState.
 #pragma once
@@ -63,7 +64,9 @@ struct OptimizerStepStats {
   double grad_norm = 0.0;   // before clipping, loss scale divided out
   double clip_scale = 1.0;  // factor applied to the gradients
   double loss_scale = 1.0;  // the factor the step's gradients carried
-  bool skipped = false;     // gradients overflowed under loss scaling: nothing was updated
+  bool skipped = false;     // the gradients were not finite: nothing was updated
+  double next_loss_scale = 1.0;   // the scale of the next step (backed off after a skip)
+  int64_t skipped_steps = 0;      // skipped steps so far, this one included
 };
 
 // One parameter's Adam moments, for checkpoints.
@@ -87,9 +90,12 @@ class Optimizer {
   std::vector<UnitGradSquares> LocalGradSquares() const;
 
   // Clips and updates every parameter with learning rate `lr`, then advances step(). A non-finite
-  // gradient norm updates nothing: under loss scaling the step is skipped (stats.skipped, the
-  // scale backs off); otherwise it fails (the run has diverged).
+  // gradient norm updates nothing (stats.skipped; under loss scaling the scale backs off).
   StatusOr<OptimizerStepStats> Step(double lr, GradNormReducer& reducer);
+
+  // OK when every parameter and moment is finite; else FailedPrecondition naming the first that
+  // is not (checked before a checkpoint is written: poisoned state is never saved).
+  Status CheckFinite() const;
 
   // Updates done so far (Adam's bias correction uses step() + 1 for the next one).
   int64_t step() const { return step_; }

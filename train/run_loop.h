@@ -34,7 +34,10 @@ class LoopTrainer {
 };
 
 // Runs `trainer` from its step to config.train().max_steps, then saves a final checkpoint when
-// checkpoint.dir is set. Only the leader logs and writes logging.json_metrics.
+// checkpoint.dir is set. Only the leader logs and writes logging.json_metrics. A step with
+// non-finite gradients (skipped by the optimizer) is logged; train.max_consecutive_skips of them
+// in a row stop the run with an error. A loss or gradient norm above train.spike_factor times the
+// median of the last 50 steps is logged as a spike. A run already past max_steps is an error.
 Status RunTrainingLoop(const config::RunConfig& config, bool leader, LoopTrainer& trainer);
 
 }  // namespace deepnet

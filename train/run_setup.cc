@@ -132,10 +132,14 @@ StatusOr<std::optional<std::string>> CheckpointToResume(const config::RunConfig&
   }
   StatusOr<std::string> latest = FindLatestCheckpoint(root);
   if (latest.ok() && resume) return std::optional<std::string>(*latest);
+  if (latest.ok() && !config.checkpoint().restart()) {
+    return FailedPrecondition(root + " already holds checkpoints (latest " + *latest +
+                              "): pass --resume to continue from it, or --restart to start from "
+                              "step 0 and replace them");
+  }
   if (latest.ok()) {
-    LOG_IF(WARNING, leader) << root << " already holds checkpoints (latest " << *latest
-                            << "); this run starts from step 0 and replaces them (--resume "
-                               "continues)";
+    LOG_IF(WARNING, leader) << root << " holds checkpoints (latest " << *latest
+                            << "); --restart: this run starts from step 0 and replaces them";
     return std::optional<std::string>();
   }
   if (latest.status().code() != StatusCode::kNotFound) return latest.status();

@@ -76,8 +76,10 @@ StatusOr<int64_t> RestoreCheckpoint(const std::string& checkpoint_dir,
                                     const Backend& backend, Batcher& batcher);
 
 // The checkpoint a run starts from: with checkpoint.resume, the newest in checkpoint.dir, or
-// nullopt when there is none yet (or no checkpoint.dir); without it, nullopt, and a warning when
-// the run will replace the checkpoints there. The leader logs what it decided.
+// nullopt when there is none yet (or no checkpoint.dir); without it, nullopt when the directory
+// holds no checkpoint or checkpoint.restart says to replace them, and FailedPrecondition (naming
+// --resume and --restart) otherwise, so that a forgotten --resume never throws work away. The
+// leader logs what it decided.
 StatusOr<std::optional<std::string>> CheckpointToResume(const config::RunConfig& config,
                                                         bool leader);
 

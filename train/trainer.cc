@@ -132,6 +132,8 @@ TrainingState Trainer::State() const { return RunTrainingState(config_, data_, s
 Status Trainer::SaveCheckpoint() {
   const std::string& root = config_.checkpoint().dir();
   if (root.empty()) return FailedPrecondition("checkpoint.dir is empty");
+  RETURN_IF_ERROR(optimizer_->CheckFinite().WithContext("not saving step " +
+                                                        std::to_string(step_)));
   RETURN_IF_ERROR(deepnet::SaveCheckpoint(root, State(), Units(), *optimizer_, *backend_,
                                           config_.checkpoint().keep_last(), fs_));
   last_saved_step_ = step_;

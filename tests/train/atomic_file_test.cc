@@ -3,9 +3,12 @@
 #include "runtime/atomic_file.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tests/train/test_files.h"
 
@@ -69,6 +72,55 @@ TEST(AtomicFileTest, MissingDirectoryIsAnError) {
   TempDir dir("atomic_missing_dir");
   Status status = ReplaceFileAtomically(dir.path() + "/no/such/dir/f.txt", "x");
   EXPECT_EQ(status.code(), StatusCode::kNotFound) << status;
+}
+
+TEST(AtomicFileTest, SymlinkStaysALinkAndItsTargetIsReplaced) {
+  TempDir dir("atomic_symlink");
+  const std::string real = dir.path() + "/real.bin", link = dir.path() + "/link.bin";
+  ASSERT_TRUE(ReplaceFileAtomically(real, "old").ok());
+  std::filesystem::create_symlink("real.bin", link);  // relative, as users make them
+  ASSERT_TRUE(ReplaceFileAtomically(link, "new").ok());
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_EQ(*ReadWholeFile(real), "new");
+  // A dangling link creates its target.
+  const std::string dangling = dir.path() + "/dangling.bin";
+  std::filesystem::create_symlink(dir.path() + "/made.bin", dangling);
+  ASSERT_TRUE(ReplaceFileAtomically(dangling, "made").ok());
+  EXPECT_EQ(*ReadWholeFile(dir.path() + "/made.bin"), "made");
+}
+
+TEST(AtomicFileTest, NonRegularFilesAreRefusedNotReplaced) {
+  TempDir dir("atomic_special");
+  const std::string fifo = dir.path() + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string subdir = dir.path() + "/sub";
+  std::filesystem::create_directories(subdir);
+  const std::string link_to_device = dir.path() + "/null.bin";
+  std::filesystem::create_symlink("/dev/null", link_to_device);
+  for (const auto& [path, kind] : std::vector<std::pair<std::string, std::string>>{
+           {fifo, "a FIFO"}, {subdir, "a directory"}, {"/dev/null", "a device"},
+           {link_to_device, "a device"}}) {
+    const Status status = ReplaceFileAtomically(path, "x");
+    EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << path << ": " << status;
+    EXPECT_NE(status.message().find(path), std::string::npos) << status;
+    EXPECT_NE(status.message().find(kind), std::string::npos) << status;
+  }
+  EXPECT_TRUE(std::filesystem::is_fifo(fifo));
+  EXPECT_TRUE(std::filesystem::is_character_file("/dev/null"));
+  EXPECT_EQ(dir.Files(), (std::vector<std::string>{"fifo", "null.bin", "sub"}));
+}
+
+TEST(AtomicFileTest, ErrorsNameTheDestinationNotTheTemporaryFile) {
+  FailingFileSystem fs;
+  fs.fail_append_after_bytes = 0;
+  TempDir dir("atomic_names");
+  const std::string path = dir.path() + "/out.bin";
+  const Status status = ReplaceFileAtomically(path, "contents", fs);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find(path), std::string::npos) << status;
+  EXPECT_EQ(status.message().find(".tmp."), std::string::npos) << status;
+  const Status missing = ReplaceFileAtomically(dir.path() + "/no/such/dir/out.bin", "x");
+  EXPECT_EQ(missing.message().find(".tmp."), std::string::npos) << missing;
 }
 
 }  // namespace

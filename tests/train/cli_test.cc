@@ -1,9 +1,12 @@
 // The real `deepnet` binary: k steps, a new process resuming for k more, bit-identical to 2k
-// uninterrupted steps; export of the checkpoint; errors as messages and exit codes.
+// uninterrupted steps; export of the checkpoint; errors as messages and exit codes; a forgotten
+// --resume refused; a diverging run stopped without saving its poisoned state.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <cstring>
 #include <string>
 
@@ -11,9 +14,16 @@
 #include "runtime/safetensors.h"
 #include "tests/train/test_files.h"
 #include "tests/train/tiny_run.h"
+#include "train/checkpoint.h"
 
 namespace deepnet {
 namespace {
+
+// The directory name `latest` points to, e.g. "step-0000003".
+StatusOr<std::string> FindLatestCheckpointName(const std::string& root) {
+  ASSIGN_OR_RETURN(const std::string dir, FindLatestCheckpoint(root));
+  return std::filesystem::path(dir).filename().string();
+}
 
 // Runs `deepnet <args>` with stderr in <dir>/stderr.txt; returns the exit code.
 int Deepnet(const std::string& args, const std::string& dir) {
@@ -97,6 +107,52 @@ TEST_F(CliTest, ExportMatchesCheckpointParameters) {
   EXPECT_EQ(exported.entries().size(), primaries);
   EXPECT_EQ(exported.metadata().at("heads"), "2");
   EXPECT_EQ(exported.metadata().at("architecture"), "ENCODER_DECODER");
+}
+
+TEST_F(CliTest, ExistingCheckpointsNeedResumeOrRestart) {
+  const std::string checkpoints = dir_.path() + "/c";
+  ASSERT_EQ(Deepnet(Train(checkpoints, 3, false), dir_.path()), 0) << Output(dir_.path(), "stderr");
+  // Forgetting --resume would start over and move `latest` back: refused, naming both choices.
+  EXPECT_EQ(Deepnet(Train(checkpoints, 6, false), dir_.path()), 1);
+  for (const char* expected : {"already holds checkpoints", "--resume", "--restart"}) {
+    EXPECT_NE(Output(dir_.path(), "stderr").find(expected), std::string::npos)
+        << expected << " missing in\n" << Output(dir_.path(), "stderr");
+  }
+  EXPECT_EQ(*FindLatestCheckpointName(checkpoints), "step-0000003");
+  EXPECT_EQ(Deepnet(Train(checkpoints, 6, false) + " --resume --restart", dir_.path()), 1);
+  ASSERT_EQ(Deepnet(Train(checkpoints, 2, false) + " --restart", dir_.path()), 0)
+      << Output(dir_.path(), "stderr");
+  EXPECT_EQ(*FindLatestCheckpointName(checkpoints), "step-0000002");
+  // A resume below the checkpoint's step has nothing to train: an error, not a silent exit 0.
+  EXPECT_EQ(Deepnet(Train(checkpoints, 1, true), dir_.path()), 1);
+  EXPECT_NE(Output(dir_.path(), "stderr").find("past train.max_steps 1"), std::string::npos)
+      << Output(dir_.path(), "stderr");
+}
+
+TEST_F(CliTest, DivergingRunStopsAndNeverSavesPoisonedState) {
+  const std::string checkpoints = dir_.path() + "/c";
+  const std::string diverge =
+      " --set optimizer.lr=1e30 --set train.clip_norm=0 --set lr_schedule.warmup_steps=1"
+      " --set train.max_consecutive_skips=3 --set checkpoint.every_steps=1";
+  EXPECT_EQ(Deepnet(Train(checkpoints, 30, false) + diverge, dir_.path()), 1);
+  const std::string err = Output(dir_.path(), "stderr");
+  for (const char* expected : {"gradients not finite", "3 in a row", "training diverged"}) {
+    EXPECT_NE(err.find(expected), std::string::npos) << expected << " missing in\n" << err;
+  }
+  // Every checkpoint on disk holds finite parameters and moments.
+  for (const auto& entry : std::filesystem::directory_iterator(checkpoints)) {
+    if (!entry.is_directory()) continue;
+    for (const char* file : {"params.safetensors", "optimizer.safetensors"}) {
+      const SafetensorsReader reader = *SafetensorsReader::Open((entry.path() / file).string());
+      for (const SafetensorsEntry& tensor : reader.entries()) {
+        const Tensor values = *reader.Read(tensor.name);
+        for (int64_t i = 0; i < values.numel(); ++i) {
+          ASSERT_TRUE(std::isfinite(values.data<float>()[i]))
+              << entry.path() << "/" << file << ": " << tensor.name << "[" << i << "]";
+        }
+      }
+    }
+  }
 }
 
 TEST_F(CliTest, ConfigPrintsMergedOverrides) {

@@ -160,15 +160,36 @@ TEST(OptimizerTest, ReducerIsPluggable) {
   EXPECT_DOUBLE_EQ(stats.clip_scale, 5.0 / (10.0 + 1e-6));
 }
 
-TEST(OptimizerTest, NonFiniteNormFailsWithoutUpdating) {
+TEST(OptimizerTest, NonFiniteGradientsSkipTheStepAndCountIt) {
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(),
+                          std::numeric_limits<float>::infinity()}) {
+    ParamsOnlyUnit unit("u", 0);
+    unit.AddParameter("w", {1, 2}, {bad, 1});
+    auto optimizer = *Optimizer::Create({&unit}, OptimizerOptions(), CpuBackend());
+    LocalGradNormReducer reducer;
+    StatusOr<OptimizerStepStats> stats = optimizer->Step(1e-3, reducer);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_TRUE(stats->skipped);
+    EXPECT_EQ(stats->skipped_steps, 1);
+    EXPECT_EQ(stats->next_loss_scale, 1.0);  // no loss scaling: the scale stays
+    EXPECT_EQ(Values(unit.parameters()[0].value), (std::vector<float>{1, 2}));
+    EXPECT_EQ(Values(optimizer->states()[0].m), (std::vector<float>{0, 0}));
+    EXPECT_EQ(optimizer->step(), 0);
+    EXPECT_EQ(optimizer->skipped_steps(), 1);
+    EXPECT_TRUE(optimizer->CheckFinite().ok());
+  }
+}
+
+TEST(OptimizerTest, CheckFiniteNamesThePoisonedParameterOrMoment) {
   ParamsOnlyUnit unit("u", 0);
-  unit.AddParameter("w", {1, 2}, {std::numeric_limits<float>::quiet_NaN(), 1});
+  unit.AddParameter("w", {1, 2}, {0, 0});
+  unit.AddParameter("b", {1}, {0});
   auto optimizer = *Optimizer::Create({&unit}, OptimizerOptions(), CpuBackend());
-  LocalGradNormReducer reducer;
-  StatusOr<OptimizerStepStats> stats = optimizer->Step(1e-3, reducer);
-  EXPECT_EQ(stats.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(Values(unit.parameters()[0].value), (std::vector<float>{1, 2}));
-  EXPECT_EQ(optimizer->step(), 0);
+  EXPECT_TRUE(optimizer->CheckFinite().ok());
+  optimizer->states()[1].v.data<float>()[0] = std::numeric_limits<float>::infinity();
+  const Status status = optimizer->CheckFinite();
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(status.message().find("parameter b (Adam v) of u"), std::string::npos) << status;
 }
 
 TEST(OptimizerTest, MomentsAreOptimizerState) {
