@@ -51,7 +51,7 @@ StatusOr<std::vector<ScoredLine>> ReadPairs(const InferenceModel& model, const s
   const int max_tokens =
       model.config.model().has_max_positions() ? model.config.model().max_positions() : 1024;
   std::vector<ScoredLine> lines;
-  int64_t number = 0;
+  int64_t number = 0, truncated = 0;
   for (std::string_view line : Split(contents, '\n')) {
     ++number;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -65,15 +65,20 @@ StatusOr<std::vector<ScoredLine>> ReadPairs(const InferenceModel& model, const s
                              " is needed (--source_column / --target_column)");
     }
     ScoredLine scored{number, {}};
+    bool cut_source = false, cut_target = false;
     StatusOr<std::vector<int32_t>> source =
-        EncodeSentence(model, columns[source_column - 1], max_tokens);
+        EncodeSentence(model, columns[source_column - 1], max_tokens, &cut_source);
     if (!source.ok()) return source.status().WithContext(where);
     StatusOr<std::vector<int32_t>> target =
-        EncodeSentence(model, columns[target_column - 1], max_tokens);
+        EncodeSentence(model, columns[target_column - 1], max_tokens, &cut_target);
     if (!target.ok()) return target.status().WithContext(where);
+    truncated += cut_source || cut_target ? 1 : 0;
     scored.pair = {std::move(source).value(), std::move(target).value()};
     lines.push_back(std::move(scored));
   }
+  LOG_IF(WARNING, truncated > 0) << truncated << " pairs of " << path << " were cut to "
+                                 << max_tokens << " tokens (model.max_positions): their scores "
+                                 << "cover only the kept part";
   return lines;
 }
 
@@ -93,6 +98,11 @@ Status RunScoreCommand(const CommandLine&) {
       FLAGS_source_column > 0 ? FLAGS_source_column : model.config.data().source_column();
   const int target_column =
       FLAGS_target_column > 0 ? FLAGS_target_column : model.config.data().target_column();
+  if (source_column == target_column) {
+    return InvalidArgument("--source_column and --target_column are both column " +
+                           std::to_string(source_column) +
+                           ": a sentence would be scored as its own translation");
+  }
   ASSIGN_OR_RETURN(const std::vector<ScoredLine> lines,
                    ReadPairs(model, FLAGS_input, source_column, target_column));
   std::vector<TokenizedPair> pairs;
