@@ -9,6 +9,13 @@ find_package(gflags CONFIG REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SPM REQUIRED IMPORTED_TARGET sentencepiece)
 
+# zlib's crc32: the checksums of safetensors files and token shards (runtime/checksum.h).
+find_package(ZLIB QUIET)
+if(NOT ZLIB_FOUND)
+  message(FATAL_ERROR "zlib was not found: install the Debian package zlib1g-dev "
+                      "(scripts/setup.sh installs every package deepnet needs)")
+endif()
+
 # deepnet runs its own OpenMP threads, so it links the OpenMP build of OpenBLAS, not Debian's
 # default pthread build (both share one soname; FindBLAS would pick the pthread one).
 set(DEEPNET_OPENBLAS_DIR /usr/lib/x86_64-linux-gnu/openblas-openmp)
@@ -49,7 +56,7 @@ find_program(DEEPNET_TORCH_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
 find_library(DEEPNET_PROTOBUF_STATIC NAMES libprotobuf.a)
 function(deepnet_link_protobuf_privately target)
   if(DEEPNET_PROTOBUF_STATIC)
-    find_package(ZLIB REQUIRED)  # libprotobuf.a's gzip streams
+    # libprotobuf.a's gzip streams also need zlib (ZLIB::ZLIB, found above).
     target_link_libraries(${target} PRIVATE
                           "$<LINK_LIBRARY:WHOLE_ARCHIVE,${DEEPNET_PROTOBUF_STATIC}>" ZLIB::ZLIB)
     target_link_options(${target} PRIVATE -Wl,--as-needed -Wl,--exclude-libs,libprotobuf.a)

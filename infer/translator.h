@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "runtime/status.h"
 #include "text/tokenizer.h"
+#include "text/utf8.h"
 
 namespace deepnet {
 
@@ -42,9 +43,6 @@ StatusOr<InferenceModel> LoadInferenceModel(const std::string& checkpoint,
 // Pieces + </s>, cut to `max_tokens` (the </s> kept). InvalidArgument for text that is not UTF-8.
 StatusOr<std::vector<int32_t>> EncodeSentence(const InferenceModel& m, std::string_view text,
                                               int max_tokens, bool* truncated = nullptr);
-
-// True when `text` is well-formed UTF-8 (no overlong forms, surrogates or values past U+10FFFF).
-bool IsValidUtf8(std::string_view text);
 
 struct TranslateOptions {
   DecodeOptions decode;

@@ -1,6 +1,7 @@
 // PipelineTrainer: creation, the step, validation and the run loop (see the header).
 #include "parallel/pipeline_trainer.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -30,6 +31,9 @@ Status AllRanksOk(Communicator& world, const Status& local) {
 }
 
 namespace {
+
+// How long a step that failed on communication waits to learn which ranks are still there.
+constexpr double kFailureCheckSeconds = 2.0;
 
 // "activations over NCCL" / "activations over MPI, staged through host buffers" (rank 0's view).
 std::string DescribeTransport(const PipelineTrainer& trainer) {
@@ -113,12 +117,26 @@ Status PipelineTrainer::FinishTrace() {
 StatusOr<StepResult> PipelineTrainer::TrainStep() {
   StatusOr<StepResult> result = RunStep();
   if (result.ok()) return result;
-  // Tell the other ranks and learn who is still there: a rank that died never reaches this
-  // collective, and its timeout names it (runtime/communicator.h).
   const Status& failed = result.status();
+  // A failure of this rank's own (data, numbers, memory): return it at once, so that the caller
+  // can report it and end the job; the ranks waiting on this one time out naming it.
+  const bool communication =
+      failed.code() == StatusCode::kDeadlineExceeded || failed.code() == StatusCode::kUnavailable;
+  if (!communication || !world_.health().ok()) return failed;  // world's own timeout named them
+  // A transfer that timed out names the neighbour this rank waited for, which may itself be stuck
+  // behind the rank that is really gone; with two ranks the neighbour is the only candidate.
+  if (world_.size() <= 2 && failed.code() == StatusCode::kDeadlineExceeded) return failed;
+  // Otherwise learn who is still there: ranks that failed the same way reach this collective at
+  // about the same time, and one that is gone or stopped never does, so the collective's timeout
+  // names it (runtime/communicator.h). Bounded by kFailureCheckSeconds rather than the full
+  // timeout, which the step has already waited once: the job must end within
+  // parallel.comm_timeout_seconds and a few seconds (launcher/cmd_train.cc).
+  const double timeout = world_.timeout_seconds();
+  world_.set_timeout_seconds(std::min(timeout, kFailureCheckSeconds));
   const int mine = 1;
   std::vector<int> flags(world_.size());
   const Status told = world_.AllGather(&mine, sizeof(int), flags.data());
+  world_.set_timeout_seconds(timeout);
   if (told.ok()) return failed;
   return Status(failed.code(), failed.message() + "\nthen, checking which ranks are still there: " +
                                    told.message());

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <utility>
 
@@ -120,6 +122,32 @@ Status MpiCommunicator::Finalize() {
   if (!initialized()) return OkStatus();
   const int error = MPI_Finalize();
   return error == MPI_SUCCESS ? OkStatus() : FromMpi(error, "MPI_Finalize");
+}
+
+void MpiCommunicator::Abort(int exit_code) {
+  std::fflush(nullptr);
+  if (initialized()) {
+    // The watchdog: MPI_Abort normally ends this process at once; should it block (a launcher
+    // that no longer answers), the process ends anyway and the launcher sees it exit.
+    std::thread([exit_code] {
+      std::this_thread::sleep_for(std::chrono::duration<double>(kAbortGraceSeconds));
+      std::_Exit(exit_code);
+    }).detach();
+    MPI_Abort(MPI_COMM_WORLD, exit_code);
+  }
+  std::_Exit(exit_code);
+}
+
+int MpiCommunicator::WorldRank() {
+  int rank = 0;
+  if (initialized()) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+int MpiCommunicator::WorldSize() {
+  int size = 1;
+  if (initialized()) MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
 }
 
 StatusOr<std::unique_ptr<MpiCommunicator>> MpiCommunicator::World(double timeout_seconds) {

@@ -10,9 +10,14 @@
 // the same notices for a short grace period; the ranks it hears nothing from are named.
 //
 // Threading: MPI is initialised MPI_THREAD_FUNNELED; only the thread that called Init may use
-// any MpiCommunicator. Open MPI's MPI_Finalize waits for every process to reach it, so a process
-// that leaves early stays in Finalize until the others finish; a survivor that gave up on it
-// (timeout) still reaches Finalize and the job ends normally.
+// any MpiCommunicator.
+//
+// Ending a job: Open MPI's MPI_Finalize waits for every process to reach it, with no timeout. A
+// process that leaves early stays in Finalize until the others finish, and a survivor that gave
+// up on a peer reaches Finalize only if that peer does too: one that is stopped (SIGSTOP, a hung
+// node) never does. So a program calls Finalize only when every rank is known to be at its end
+// (e.g. after a guarded Barrier), and ends the whole job with Abort otherwise, after printing its
+// error (launcher/cmd_train.cc).
 //
 // Not guarded by the deadline: MPI_Init_thread and MPI_Finalize themselves, and the
 // communicator-creating calls (MPI_Comm_split, MPI_Comm_split_type), which are entered only after
@@ -39,8 +44,19 @@ class MpiCommunicator : public Communicator {
   // without mpirun runs as a singleton: a world of one rank.
   static Status Init(int* argc, char*** argv);
   static bool initialized();
-  // Destroy every MpiCommunicator first. Idempotent.
+  // Destroy every MpiCommunicator first. Idempotent. Waits for every process (see above).
   static Status Finalize();
+  // Ends every process of the job now: MPI_Abort on MPI_COMM_WORLD, after which mpirun (or srun)
+  // kills the other ranks and exits with `exit_code`. Print the error before calling it: the
+  // other ranks may be killed before they print theirs. Needs no MpiCommunicator to be destroyed
+  // and never waits for a peer; if MPI_Abort has not ended this process within
+  // kAbortGraceSeconds (or MPI is not running) the process _Exits with `exit_code`, and the
+  // launcher ends the job on seeing it go.
+  [[noreturn]] static void Abort(int exit_code);
+  static constexpr double kAbortGraceSeconds = 10.0;
+  // This process in MPI_COMM_WORLD; 0 and 1 when MPI is not running (before Init, after Finalize).
+  static int WorldRank();
+  static int WorldSize();
   // A communicator over all processes (a duplicate of MPI_COMM_WORLD). Needs Init.
   static StatusOr<std::unique_ptr<MpiCommunicator>> World(
       double timeout_seconds = kDefaultTimeoutSeconds);

@@ -6,7 +6,9 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <mutex>
 
+#include "runtime/checksum.h"
 #include "runtime/json.h"
 
 namespace deepnet {
@@ -26,16 +28,27 @@ StatusOr<DType> ParseDTypeName(std::string_view name) {
   return InvalidArgument("unsupported dtype \"" + std::string(name) + "\"");
 }
 
-// Checked product of the dimensions times the element size; false on overflow.
+// Checked product of the dimensions times the element size; false on overflow. The product of
+// the non-zero dimensions must fit in int64 even when a dimension is 0: Tensor counts elements
+// in int64, dimension by dimension, so [2^31, 2^32, 0] would overflow before reaching the 0.
 bool ByteSize(const Shape& shape, DType dtype, uint64_t* bytes) {
-  uint64_t total = DTypeSize(dtype);
+  constexpr auto kMaxElements = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  uint64_t elements = 1;
+  bool empty = false;
   for (int64_t d : shape) {
     if (d < 0) return false;
     const auto dim = static_cast<uint64_t>(d);
-    if (dim != 0 && total > std::numeric_limits<uint64_t>::max() / dim) return false;
-    total *= dim;
+    if (dim == 0) {
+      empty = true;
+      continue;
+    }
+    if (elements > kMaxElements / dim) return false;
+    elements *= dim;
   }
-  *bytes = total;
+  const uint64_t size = DTypeSize(dtype);
+  if (empty) elements = 0;
+  if (elements > std::numeric_limits<uint64_t>::max() / size) return false;
+  *bytes = elements * size;
   return true;
 }
 
@@ -68,7 +81,10 @@ StatusOr<SafetensorsEntry> ParseEntry(const std::string& name, const JsonValue& 
   entry.begin = *begin;
   entry.end = *end;
   uint64_t bytes = 0;
-  if (!ByteSize(entry.shape, entry.dtype, &bytes) || bytes != entry.end - entry.begin) {
+  if (!ByteSize(entry.shape, entry.dtype, &bytes)) {
+    return InvalidArgument("shape " + ShapeToString(entry.shape) + " has too many elements");
+  }
+  if (bytes != entry.end - entry.begin) {
     return InvalidArgument("data_offsets span " + std::to_string(entry.end - entry.begin) +
                            " bytes, shape " + ShapeToString(entry.shape) + " needs " +
                            std::to_string(bytes));
@@ -100,11 +116,63 @@ Status CheckTiling(std::vector<SafetensorsEntry>& entries, uint64_t data_bytes) 
     }
     expected = entry.end;
   }
+  if (expected > data_bytes) {
+    return InvalidArgument("truncated: the tensors need " + std::to_string(expected) +
+                           " bytes of data but the file holds " + std::to_string(data_bytes));
+  }
   if (expected != data_bytes) {
     return InvalidArgument("tensors cover " + std::to_string(expected) +
                            " bytes but the data section holds " + std::to_string(data_bytes));
   }
   return OkStatus();
+}
+
+bool IsChecksumKey(std::string_view key) { return key.starts_with("crc32"); }
+
+// The text whose CRC-32 is "crc32.header" (see the header): `entries` in any order.
+std::string HeaderContent(const std::vector<SafetensorsEntry>& entries,
+                          const std::map<std::string, std::string>& metadata) {
+  std::vector<const SafetensorsEntry*> sorted;
+  sorted.reserve(entries.size());
+  for (const SafetensorsEntry& entry : entries) sorted.push_back(&entry);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const SafetensorsEntry* a, const SafetensorsEntry* b) { return a->name < b->name; });
+  std::string text;
+  for (const SafetensorsEntry* entry : sorted) {
+    text += entry->name;
+    text += '\0';
+    text += SafetensorsDTypeName(entry->dtype);
+    text += '\0';
+    for (size_t i = 0; i < entry->shape.size(); ++i) {
+      if (i > 0) text += ',';
+      text += std::to_string(entry->shape[i]);
+    }
+    text += '\0';
+    text += std::to_string(entry->begin);
+    text += '\0';
+    text += std::to_string(entry->end);
+    text += '\n';
+  }
+  for (const auto& [key, value] : metadata) {
+    if (key == kSafetensorsHeaderCrc32Key) continue;
+    text += key;
+    text += '\0';
+    text += value;
+    text += '\n';
+  }
+  return text;
+}
+
+// Logs, once per path in this process, that `path` has no checksums.
+void WarnUnverifiedOnce(const std::string& path) {
+  static std::mutex mutex;
+  static std::set<std::string, std::less<>>* warned = new std::set<std::string, std::less<>>();
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!warned->insert(path).second) return;
+  LOG(WARNING) << path
+               << ": carries no checksums (written before deepnet added them, or by another "
+                  "tool), so its tensors are read unverified and damage to them cannot be "
+                  "detected; saving a new checkpoint or exporting again adds them";
 }
 
 }  // namespace
@@ -148,30 +216,56 @@ void SafetensorsWriter::SetMetadata(std::string key, std::string value) {
 }
 
 std::string SafetensorsWriter::HeaderJson() const {
-  JsonValue header = JsonValue::Object();
-  if (!metadata_.empty()) {
-    JsonValue metadata = JsonValue::Object();
-    for (const auto& [key, value] : metadata_) metadata.Set(key, JsonValue::String(value));
-    header.Set(std::string(kSafetensorsMetadataKey), std::move(metadata));
+  // The entries in data order, each tensor's checksum, then the header's.
+  std::vector<SafetensorsEntry> entries;
+  entries.reserve(items_.size());
+  std::map<std::string, std::string> metadata;
+  for (const auto& [key, value] : metadata_) {
+    if (!IsChecksumKey(key)) metadata.emplace(key, value);
   }
   uint64_t offset = 0;
   for (const Item& item : items_) {
-    JsonValue entry = JsonValue::Object();
-    entry.Set("dtype", JsonValue::String(std::string(SafetensorsDTypeName(item.tensor.dtype()))));
-    JsonValue shape = JsonValue::Array();
-    for (int64_t d : item.tensor.shape()) shape.Append(JsonValue::Int(d));
-    entry.Set("shape", std::move(shape));
-    JsonValue offsets = JsonValue::Array();
-    offsets.Append(JsonValue::Uint(offset));
+    SafetensorsEntry entry;
+    entry.name = item.name;
+    entry.dtype = item.tensor.dtype();
+    entry.shape = item.tensor.shape();
+    entry.begin = offset;
     offset += item.tensor.nbytes();
-    offsets.Append(JsonValue::Uint(offset));
-    entry.Set("data_offsets", std::move(offsets));
-    header.AddNew(item.name, std::move(entry));
+    entry.end = offset;
+    entries.push_back(std::move(entry));
+    const uint32_t crc =
+        item.tensor.numel() == 0 ? 0 : Crc32(item.tensor.raw_data(), item.tensor.nbytes());
+    metadata[std::string(kSafetensorsCrc32Prefix) + item.name] = Crc32Hex(crc);
+  }
+  metadata[std::string(kSafetensorsHeaderCrc32Key)] =
+      Crc32Hex(Crc32(HeaderContent(entries, metadata)));
+
+  JsonValue header = JsonValue::Object();
+  JsonValue metadata_json = JsonValue::Object();
+  for (auto& [key, value] : metadata) metadata_json.AddNew(key, JsonValue::String(value));
+  header.AddNew(std::string(kSafetensorsMetadataKey), std::move(metadata_json));
+  for (const SafetensorsEntry& entry : entries) {
+    JsonValue json = JsonValue::Object();
+    json.AddNew("dtype", JsonValue::String(std::string(SafetensorsDTypeName(entry.dtype))));
+    JsonValue shape = JsonValue::Array();
+    for (int64_t d : entry.shape) shape.Append(JsonValue::Int(d));
+    json.AddNew("shape", std::move(shape));
+    JsonValue offsets = JsonValue::Array();
+    offsets.Append(JsonValue::Uint(entry.begin));
+    offsets.Append(JsonValue::Uint(entry.end));
+    json.AddNew("data_offsets", std::move(offsets));
+    header.AddNew(entry.name, std::move(json));
   }
   return header.Serialize();
 }
 
 Status SafetensorsWriter::Write(const std::string& path, FileSystem& fs) const {
+  for (const auto& [key, value] : metadata_) {
+    if (IsChecksumKey(key)) {
+      return InvalidArgument("safetensors: " + path + ": metadata key \"" + key +
+                             "\" is reserved for checksums (keys starting with \"crc32\")");
+    }
+  }
   std::string header = HeaderJson();
   header.append((8 - header.size() % 8) % 8, ' ');  // data starts 8-byte aligned
   const uint64_t length = header.size();
@@ -226,10 +320,69 @@ StatusOr<SafetensorsReader> SafetensorsReader::Open(const std::string& path) {
     if (!entry.ok()) return corrupt("tensor \"" + name + "\": " + entry.status().message());
     reader.entries_.push_back(std::move(entry).value());
   }
+
+  // Checksums: all or none.
+  for (const auto& [key, value] : reader.metadata_) {
+    if (IsChecksumKey(key)) reader.has_checksums_ = true;
+  }
+  if (reader.has_checksums_) {
+    const auto header_crc = reader.metadata_.find(std::string(kSafetensorsHeaderCrc32Key));
+    const std::optional<uint32_t> stored =
+        header_crc == reader.metadata_.end() ? std::nullopt : ParseCrc32Hex(header_crc->second);
+    if (!stored) {
+      return corrupt("it has checksums but no valid \"" + std::string(kSafetensorsHeaderCrc32Key) +
+                     "\" (8 hex digits)");
+    }
+    const uint32_t computed = Crc32(HeaderContent(reader.entries_, reader.metadata_));
+    if (computed != *stored) {
+      return DataLoss(path + ": header checksum mismatch (stored " + Crc32Hex(*stored) +
+                      ", computed " + Crc32Hex(computed) +
+                      "): tensor names, dtypes, shapes, offsets or metadata are damaged");
+    }
+    for (SafetensorsEntry& entry : reader.entries_) {
+      const auto it = reader.metadata_.find(std::string(kSafetensorsCrc32Prefix) + entry.name);
+      if (it != reader.metadata_.end()) entry.crc32 = ParseCrc32Hex(it->second);
+      if (!entry.crc32) {
+        return corrupt("tensor \"" + entry.name + "\" has no valid checksum \"" +
+                       std::string(kSafetensorsCrc32Prefix) + entry.name + "\" (8 hex digits)");
+      }
+    }
+  } else {
+    WarnUnverifiedOnce(path);
+  }
+
   Status tiling = CheckTiling(reader.entries_, file_size - reader.data_start_);
   if (!tiling.ok()) return corrupt(tiling.message());
   for (size_t i = 0; i < reader.entries_.size(); ++i) reader.index_[reader.entries_[i].name] = i;
   return reader;
+}
+
+Status SafetensorsReader::CheckCrc(const SafetensorsEntry& entry, uint32_t computed) const {
+  if (!entry.crc32 || *entry.crc32 == computed) return OkStatus();
+  return DataLoss(path_ + ": tensor " + entry.name + ": checksum mismatch (stored " +
+                  Crc32Hex(*entry.crc32) + ", computed " + Crc32Hex(computed) +
+                  ") over file bytes " + std::to_string(data_start_ + entry.begin) + ".." +
+                  std::to_string(data_start_ + entry.end) + "; the file is damaged");
+}
+
+Status SafetensorsReader::Verify() const {
+  if (!has_checksums_) return OkStatus();
+  std::ifstream in(path_, std::ios::binary);
+  if (!in) return NotFound(path_ + ": cannot open");
+  std::vector<char> buffer(size_t{16} << 20);
+  for (const SafetensorsEntry& entry : entries_) {
+    in.seekg(static_cast<std::streamoff>(data_start_ + entry.begin));
+    uint32_t crc = 0;
+    for (uint64_t left = entry.end - entry.begin; left > 0;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, buffer.size()));
+      in.read(buffer.data(), static_cast<std::streamsize>(n));
+      if (!in) return DataLoss(path_ + ": cannot read tensor \"" + entry.name + "\"");
+      crc = Crc32(buffer.data(), n, crc);
+      left -= n;
+    }
+    RETURN_IF_ERROR(CheckCrc(entry, crc));
+  }
+  return OkStatus();
 }
 
 const SafetensorsEntry* SafetensorsReader::Find(std::string_view name) const {
@@ -250,12 +403,12 @@ Status SafetensorsReader::ReadInto(std::string_view name, const Tensor& dst) con
   if (!dst.device().is_cpu()) {
     return Unimplemented(path_ + ": reading into a " + dst.device().ToString() + " tensor");
   }
-  if (dst.numel() == 0) return OkStatus();
+  if (dst.numel() == 0) return CheckCrc(*entry, 0);
   std::ifstream in(path_, std::ios::binary);
   in.seekg(static_cast<std::streamoff>(data_start_ + entry->begin));
   in.read(static_cast<char*>(dst.raw_data()), static_cast<std::streamsize>(dst.nbytes()));
   if (!in) return DataLoss(path_ + ": cannot read tensor \"" + entry->name + "\"");
-  return OkStatus();
+  return CheckCrc(*entry, Crc32(dst.raw_data(), dst.nbytes()));
 }
 
 StatusOr<Tensor> SafetensorsReader::Read(std::string_view name, MemoryCategory category) const {

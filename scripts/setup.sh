@@ -8,12 +8,13 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev
   libopenblas-dev libopenblas-openmp-dev
-  libsentencepiece-dev sentencepiece liblzma-dev
+  libsentencepiece-dev sentencepiece liblzma-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   slurm-wlm munge
   librsvg2-bin
   python3 python3-numpy python3-torch
   hyperfine
+  clang libclang-rt-14-dev libomp-dev  # tests/fuzz: libFuzzer, ASan, UBSan (clang's OpenMP)
 )
 
 missing=()

@@ -1,12 +1,15 @@
 #include "text/prepare.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <vector>
 
 #include "text/file_io.h"
 #include "text/shard.h"
 #include "text/tsv.h"
+#include "text/utf8.h"
 
 namespace deepnet {
 namespace {
@@ -19,6 +22,16 @@ double SecondsSince(Clock::time_point start) {
 
 StatusOr<ParallelCorpus> ReadCorpus(const std::string& path, const PrepareOptions& options) {
   ASSIGN_OR_RETURN(const std::string contents, ReadTextFile(path));
+  if (const size_t bad = FirstInvalidUtf8(contents); bad != std::string::npos) {
+    const size_t line_start =
+        contents.rfind('\n', bad) == std::string::npos ? 0 : contents.rfind('\n', bad) + 1;
+    const int64_t line = 1 + std::count(contents.begin(), contents.begin() + bad, '\n');
+    char byte[8];
+    std::snprintf(byte, sizeof(byte), "0x%02x", static_cast<unsigned char>(contents[bad]));
+    return InvalidArgument(path + ":" + std::to_string(line) + ": not valid UTF-8 (byte " + byte +
+                           " at column " + std::to_string(bad - line_start + 1) +
+                           "); the corpus must be UTF-8 text");
+  }
   ASSIGN_OR_RETURN(ParallelCorpus corpus,
                    ParseParallelTsv(contents, path, options.source_column, options.target_column));
   for (const std::string& example : corpus.malformed_examples) {

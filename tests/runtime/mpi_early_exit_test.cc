@@ -4,7 +4,9 @@
 // then all-reduce with a 2-second timeout; each must get kDeadlineExceeded naming the missing
 // rank within a few seconds, print the message and exit 0. Any other outcome exits 1, and a hang
 // is caught by the ctest TIMEOUT. (Open MPI's MPI_Finalize waits for every process, so the early
-// rank stays in it until the survivors finalize too; the job then ends normally.)
+// rank stays in it until the survivors finalize too; the job then ends normally. deepnet train
+// ends a job with a failed rank by MpiCommunicator::Abort instead, see
+// tests/launch/fault_matrix_test.sh.)
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -78,6 +80,14 @@ int Run(int* argc, char*** argv) {
       std::fprintf(stderr, "%s\n", world.status().ToString().c_str());
       return 1;
     }
+    // The process-wide view that deepnet train's failure path uses (no communicator needed).
+    if (MpiCommunicator::WorldRank() != (*world)->rank() ||
+        MpiCommunicator::WorldSize() != (*world)->size()) {
+      std::fprintf(stderr, "WorldRank/WorldSize %d/%d differ from the world's %d/%d\n",
+                   MpiCommunicator::WorldRank(), MpiCommunicator::WorldSize(), (*world)->rank(),
+                   (*world)->size());
+      ok = false;
+    }
     if ((*world)->size() < 2) {
       std::printf("needs at least 2 ranks; nothing to test\n");
     } else if ((*world)->rank() == (*world)->size() - 1) {
@@ -89,6 +99,10 @@ int Run(int* argc, char*** argv) {
   }
   const auto start = Clock::now();
   const Status finalized = MpiCommunicator::Finalize();
+  if (MpiCommunicator::WorldSize() != 1) {  // MPI is not running any more
+    std::fprintf(stderr, "WorldSize after Finalize: %d\n", MpiCommunicator::WorldSize());
+    ok = false;
+  }
   std::printf("finalized in %.2f s: %s\n", SecondsSince(start), finalized.ToString().c_str());
   return ok && finalized.ok() ? 0 : 1;
 }

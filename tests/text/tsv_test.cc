@@ -12,6 +12,7 @@
 #include "text/file_io.h"
 #include "text/prepare.h"
 #include "text/shard.h"
+#include "text/utf8.h"
 
 namespace deepnet {
 namespace {
@@ -170,6 +171,40 @@ TEST_F(CorpusFileTest, PrepareFailsWhenTooManyLinesAreMalformed) {
   EXPECT_NE(status.message().find("20 of 220 lines are malformed"), std::string::npos) << status;
   EXPECT_NE(status.message().find("train.tsv:201:"), std::string::npos) << status;
   EXPECT_FALSE(fs::exists(Path("out/train.bin")));
+}
+
+TEST_F(CorpusFileTest, PrepareRefusesTextThatIsNotUtf8) {
+  // Line 3 holds a Latin-1 "ñ" (0xf1) where UTF-8 has two bytes.
+  ASSERT_TRUE(WriteFileAtomically(Path("latin1.tsv"),
+                                  "Gen 1:1\tIn the beginning\tEn el principio\n"
+                                  "Gen 1:2\tAnd the earth\tY la tierra\n"
+                                  "Gen 1:3\tAnd God said\tY dijo Dios: Sea la ma\xf1"
+                                  "ana\n")
+                  .ok());
+  PrepareOptions options;
+  options.train_path = Path("latin1.tsv");
+  options.valid_path = Path("latin1.tsv");
+  options.data_dir = Path("out");
+  const Status status = PrepareData(options);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status;
+  EXPECT_NE(status.message().find("latin1.tsv:3: not valid UTF-8 (byte 0xf1 at column 44)"),
+            std::string::npos)
+      << status;
+  EXPECT_FALSE(fs::exists(Path("out/train.bin")));
+}
+
+TEST(Utf8Test, FindsTheFirstIllFormedSequence) {
+  EXPECT_EQ(FirstInvalidUtf8(""), std::string_view::npos);
+  EXPECT_EQ(FirstInvalidUtf8("ma\xc3\xb1"
+                             "ana \xe2\x82\xac \xf0\x9f\x98\x80"),
+            std::string_view::npos);
+  EXPECT_EQ(FirstInvalidUtf8("ab\xff"), 2u);            // never a UTF-8 byte
+  EXPECT_EQ(FirstInvalidUtf8("a\xc0\x80"), 1u);         // overlong NUL
+  EXPECT_EQ(FirstInvalidUtf8("\xed\xa0\x80"), 0u);      // a surrogate
+  EXPECT_EQ(FirstInvalidUtf8("ok\xe2\x82"), 2u);        // cut at the end
+  EXPECT_EQ(FirstInvalidUtf8("\xf4\x90\x80\x80"), 0u);  // past U+10FFFF
+  EXPECT_EQ(FirstInvalidUtf8("x\xc3y"), 1u);            // continuation missing
+  EXPECT_TRUE(IsValidUtf8("plain ASCII"));
 }
 
 TEST_F(CorpusFileTest, PrepareReportsMissingInput) {
