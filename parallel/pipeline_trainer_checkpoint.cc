@@ -15,8 +15,10 @@ Status PipelineTrainer::SaveCheckpoint() {
   // Poisoned state is never saved: every rank checks its own parameters and moments first.
   Status local = optimizer_->CheckFinite().WithContext("not saving step " + std::to_string(step_));
   RETURN_IF_ERROR(AllRanksOk(world_, local).WithContext("checkpoint"));
-  // A one-process checkpoint of the same step would shadow the stage files: remove it first.
+  // A one-process checkpoint of the same step would shadow the stage files: remove it first,
+  // with what interrupted saves left behind.
   if (world_.rank() == 0) {
+    local = RemoveStaleCheckpointFiles(root, step_);
     for (const char* name : {kParamsFileName, kOptimizerFileName}) {
       if (local.ok() && std::filesystem::exists(dir / name)) {
         local = fs_.DeleteFile((dir / name).string());

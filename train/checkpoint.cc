@@ -179,6 +179,7 @@ std::string CheckpointDirName(int64_t step) {
 Status SaveCheckpoint(const std::string& root, const TrainingState& state,
                       const std::vector<Unit*>& units, Optimizer& optimizer, const Backend& backend,
                       int keep_last, FileSystem& fs) {
+  RETURN_IF_ERROR(RemoveStaleCheckpointFiles(root, state.step));
   const std::string dir = JoinPath(root, CheckpointDirName(state.step));
   RETURN_IF_ERROR(fs.CreateDirectories(dir));
   RETURN_IF_ERROR(WriteParameters(JoinPath(dir, kParamsFileName), units, backend, fs));
@@ -294,6 +295,24 @@ Status LoadOptimizerState(const std::string& checkpoint_dir, Optimizer& optimize
   }
   if (!optimizer.loss_scaler().options().enabled) scaler.scale = 1.0;
   optimizer.loss_scaler().Restore(scaler);
+  return OkStatus();
+}
+
+Status RemoveStaleCheckpointFiles(const std::string& root, int64_t step) {
+  std::error_code error;
+  if (!fs::is_directory(root, error)) return OkStatus();
+  for (const auto& entry : fs::directory_iterator(root, error)) {
+    const std::string name = entry.path().filename().string();
+    const int64_t entry_step = StepOfDirName(name);
+    const bool temporary = name.find(".tmp.") != std::string::npos;
+    const bool uncommitted = entry_step >= 0 && entry_step != step && entry.is_directory() &&
+                             !fs::exists(entry.path() / kStateFileName);
+    if (!temporary && !uncommitted) continue;
+    LOG(WARNING) << "removing " << entry.path().string() << " (left by an interrupted save)";
+    fs::remove_all(entry.path(), error);
+    if (error) return Internal(entry.path().string() + ": cannot remove: " + error.message());
+  }
+  if (error) return Internal(root + ": cannot list: " + error.message());
   return OkStatus();
 }
 

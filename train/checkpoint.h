@@ -87,4 +87,9 @@ Status LoadOptimizerState(const std::string& checkpoint_dir, Optimizer& optimize
 // names.
 Status PruneCheckpoints(const std::string& root, int keep_last);
 
+// Removes what a crash or a full disk left in `root`: temporary files (`*.tmp.*`, e.g. of
+// `latest`) and step directories without a state.json (never committed), except the one of
+// `step`, about to be written. Run before a save, so a retry after a full disk has that room.
+Status RemoveStaleCheckpointFiles(const std::string& root, int64_t step);
+
 }  // namespace deepnet

@@ -13,6 +13,16 @@
 
 namespace deepnet {
 
+// Names of the entries directly in `dir`, sorted.
+inline std::vector<std::string> DirectoryEntries(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 // A fresh directory under the system temp dir, removed with everything in it at scope exit.
 class TempDir {
  public:
@@ -27,14 +37,7 @@ class TempDir {
   const std::string& path() const { return path_; }
 
   // Names of the entries directly in the directory, sorted.
-  std::vector<std::string> Files() const {
-    std::vector<std::string> names;
-    for (const auto& entry : std::filesystem::directory_iterator(path_)) {
-      names.push_back(entry.path().filename().string());
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
+  std::vector<std::string> Files() const { return DirectoryEntries(path_); }
 
  private:
   std::string path_;

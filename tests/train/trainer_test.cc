@@ -131,6 +131,21 @@ TEST_F(TrainerTest, FailedCheckpointWriteKeepsThePreviousOne) {
   EXPECT_EQ(resumed->step(), 1);
 }
 
+TEST_F(TrainerTest, SaveRemovesWhatInterruptedSavesLeft) {
+  auto trainer = MakeTrainer(TinyConfig(dir_.path(), Ckpt("c"), 10));
+  ASSERT_TRUE(trainer->TrainStep().ok());
+  ASSERT_TRUE(trainer->SaveCheckpoint().ok());
+  // A crash mid-commit and a full disk mid-save leave these behind.
+  ASSERT_TRUE(ReplaceFileAtomically(Ckpt("c") + "/latest.tmp.4242.0", "step-0000009\n").ok());
+  std::filesystem::create_directories(Ckpt("c") + "/step-0000009");
+  ASSERT_TRUE(
+      ReplaceFileAtomically(Ckpt("c") + "/step-0000009/params.safetensors", "partial").ok());
+  ASSERT_TRUE(trainer->TrainStep().ok());
+  ASSERT_TRUE(trainer->SaveCheckpoint().ok());
+  const std::vector<std::string> left = DirectoryEntries(Ckpt("c"));
+  EXPECT_EQ(left, (std::vector<std::string>{"latest", "step-0000001", "step-0000002"}));
+}
+
 TEST_F(TrainerTest, ExportRoundTrip) {
   auto trainer = MakeTrainer(TinyConfig(dir_.path(), "", 2));
   ASSERT_TRUE(trainer->TrainStep().ok());
