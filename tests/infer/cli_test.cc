@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "runtime/atomic_file.h"
+#include "tests/train/corpus_run.h"
 #include "tests/train/test_files.h"
 #include "text/file_io.h"
 
@@ -32,39 +33,19 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-// The first `count` lines of a shipped corpus file.
-std::string Head(const std::string& name, int count) {
-  const StatusOr<std::string> text =
-      ReadTextFile(std::string(DEEPNET_SOURCE_DIR) + "/data/" + name);
-  EXPECT_TRUE(text.ok()) << text.status();
-  std::string head;
-  std::istringstream in(*text);
-  std::string line;
-  for (int i = 0; i < count && std::getline(in, line); ++i) head += line + "\n";
-  return head;
-}
-
 class InferCliTest : public ::testing::Test {
  protected:
   // One tiny run for the whole suite: prepare (200-piece tokenizer) and 3 training steps.
   static void SetUpTestSuite() {
     dir_ = new TempDir("infer_cli");
     const std::string d = dir_->path();
-    ASSERT_TRUE(ReplaceFileAtomically(d + "/train.tsv", Head("train.tsv", 400)).ok());
-    ASSERT_TRUE(ReplaceFileAtomically(d + "/valid.tsv", Head("valid.tsv", 12)).ok());
-    const std::string config = R"(
-model { encoder_layers: 1 decoder_layers: 1 d_model: 16 heads: 2 ffn_dim: 32 vocab_size: 0
-        dropout: 0 max_positions: 256 }
-data { train_tsv: ")" + d + R"(/train.tsv" valid_tsv: ")" +
-                               d + R"(/valid.tsv" data_dir: ")" + d + R"(/data"
-       spm_vocab_size: 200 max_tokens_per_batch: 1024 max_source_length: 128
-       max_target_length: 128 }
-train { max_steps: 3 valid_every: 0 }
-optimizer { lr: 1e-3 }
-lr_schedule { warmup_steps: 2 }
-checkpoint { dir: ")" + d + R"(/ck" every_steps: 0 }
-logging { log_every: 1 }
-)";
+    ASSERT_TRUE(
+        ReplaceFileAtomically(d + "/train.tsv", CorpusHead(DEEPNET_SOURCE_DIR, "train.tsv", 400))
+            .ok());
+    ASSERT_TRUE(
+        ReplaceFileAtomically(d + "/valid.tsv", CorpusHead(DEEPNET_SOURCE_DIR, "valid.tsv", 12))
+            .ok());
+    const std::string config = CorpusRunConfigText(d, 3);
     ASSERT_TRUE(ReplaceFileAtomically(d + "/run.pbtxt", config).ok());
     ASSERT_EQ(Run("prepare --config " + d + "/run.pbtxt"), 0) << Slurp(d + "/stderr.txt");
     ASSERT_EQ(Run("train --config " + d + "/run.pbtxt"), 0) << Slurp(d + "/stderr.txt");
@@ -126,7 +107,7 @@ std::vector<ScoreLine> ParseScores(const std::string& out, double* mean_nll, int
 }
 
 TEST_F(InferCliTest, ScorePrintsJsonLinesWithFileLineNumbers) {
-  const std::string valid = Head("valid.tsv", 3);
+  const std::string valid = CorpusHead(DEEPNET_SOURCE_DIR, "valid.tsv", 3);
   const std::vector<std::string> rows = Lines(valid);
   const std::string pairs = Write("pairs.tsv", rows[0] + "\n\n" + rows[1] + "\n" + rows[2] + "\n");
   ASSERT_EQ(Run("score" + Checkpoint() + " --input " + pairs), 0) << Err();
@@ -166,7 +147,7 @@ TEST_F(InferCliTest, ScorePrintsJsonLinesWithFileLineNumbers) {
 
 TEST_F(InferCliTest, TranslateKeepsLineOrderFromFileAndStdin) {
   std::string input;
-  for (const std::string& row : Lines(Head("valid.tsv", 5))) {
+  for (const std::string& row : Lines(CorpusHead(DEEPNET_SOURCE_DIR, "valid.tsv", 5))) {
     const size_t first = row.find('\t'), second = row.find('\t', first + 1);
     input += row.substr(first + 1, second - first - 1) + "\n";
   }
@@ -209,7 +190,7 @@ TEST_F(InferCliTest, EvalReportsLossBleuAndSamples) {
   EXPECT_EQ(samples, 2u) << out;
 
   // The validation loss is the token-weighted score of the same pairs.
-  const std::string valid = Write("valid6.tsv", Head("valid.tsv", 6));
+  const std::string valid = Write("valid6.tsv", CorpusHead(DEEPNET_SOURCE_DIR, "valid.tsv", 6));
   ASSERT_EQ(Run("score" + Checkpoint() + " --input " + valid), 0) << Err();
   double mean_nll = 0;
   int64_t tokens = 0;
@@ -220,7 +201,7 @@ TEST_F(InferCliTest, EvalReportsLossBleuAndSamples) {
 // The translation input of the first `count` validation pairs: their source column.
 std::string ValidSources(int count) {
   std::string input;
-  for (const std::string& row : Lines(Head("valid.tsv", count))) {
+  for (const std::string& row : Lines(CorpusHead(DEEPNET_SOURCE_DIR, "valid.tsv", count))) {
     const size_t first = row.find('\t'), second = row.find('\t', first + 1);
     input += row.substr(first + 1, second - first - 1) + "\n";
   }
@@ -253,7 +234,8 @@ TEST_F(InferCliTest, TranslateOnStrictDeviceEqualsCpu) {
 }
 
 TEST_F(InferCliTest, ScoreAndEvalOnStrictDeviceEqualCpu) {
-  const std::string pairs = Write("strict_pairs.tsv", Head("valid.tsv", 8));
+  const std::string pairs =
+      Write("strict_pairs.tsv", CorpusHead(DEEPNET_SOURCE_DIR, "valid.tsv", 8));
   ASSERT_EQ(Run("score" + Checkpoint() + " --input " + pairs), 0) << Err();
   const std::string cpu_scores = Out();
   ASSERT_EQ(Lines(cpu_scores).size(), 9u) << cpu_scores;
@@ -290,8 +272,9 @@ TEST_F(InferCliTest, UnknownOrUnavailableDeviceIsAnError) {
   EXPECT_NE(Err().find("unknown device"), std::string::npos) << Err();
   // Without a usable GPU (a CPU-only build, no GPU), --device cuda is an error message, not a
   // crash.
-  const int code = Run("score" + Checkpoint() + " --input " +
-                       Write("dev.tsv", Head("valid.tsv", 1)) + " --device cuda");
+  const int code =
+      Run("score" + Checkpoint() + " --input " +
+          Write("dev.tsv", CorpusHead(DEEPNET_SOURCE_DIR, "valid.tsv", 1)) + " --device cuda");
   if (code != 0) {
     EXPECT_EQ(code, 1);
     EXPECT_NE(Err().find("cuda"), std::string::npos) << Err();

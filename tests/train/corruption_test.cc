@@ -19,6 +19,7 @@
 #include "runtime/atomic_file.h"
 #include "runtime/json.h"
 #include "runtime/safetensors.h"
+#include "tests/train/corpus_run.h"
 #include "tests/train/test_files.h"
 #include "text/file_io.h"
 #include "text/shard.h"
@@ -35,18 +36,6 @@ std::string Slurp(const std::string& path) {
 
 void Spit(const std::string& path, const std::string& bytes) {
   ASSERT_TRUE(ReplaceFileAtomically(path, bytes).ok()) << path;
-}
-
-// The first `count` lines of a shipped corpus file.
-std::string Head(const std::string& name, int count) {
-  const StatusOr<std::string> text =
-      ReadTextFile(std::string(DEEPNET_SOURCE_DIR) + "/data/" + name);
-  EXPECT_TRUE(text.ok()) << text.status();
-  std::string head;
-  std::istringstream in(*text);
-  std::string line;
-  for (int i = 0; i < count && std::getline(in, line); ++i) head += line + "\n";
-  return head;
 }
 
 uint64_t DataStart(const std::string& file) {
@@ -155,22 +144,10 @@ class CorruptionTest : public ::testing::Test {
   static void SetUpTestSuite() {
     root_ = new TempDir("corruption");
     const std::string d = root_->path();
-    Spit(d + "/train.tsv", Head("train.tsv", 300));
-    Spit(d + "/valid.tsv", Head("valid.tsv", 12));
+    Spit(d + "/train.tsv", CorpusHead(DEEPNET_SOURCE_DIR, "train.tsv", 300));
+    Spit(d + "/valid.tsv", CorpusHead(DEEPNET_SOURCE_DIR, "valid.tsv", 12));
     Spit(d + "/input.txt", "In the beginning\nAnd the earth\n");
-    const std::string config = R"(
-model { encoder_layers: 1 decoder_layers: 1 d_model: 16 heads: 2 ffn_dim: 32 vocab_size: 0
-        dropout: 0 max_positions: 256 }
-data { train_tsv: ")" + d + R"(/train.tsv" valid_tsv: ")" +
-                               d + R"(/valid.tsv" data_dir: ")" + d + R"(/data"
-       spm_vocab_size: 200 max_tokens_per_batch: 1024 max_source_length: 128
-       max_target_length: 128 }
-train { max_steps: 4 valid_every: 0 }
-optimizer { lr: 1e-3 }
-lr_schedule { warmup_steps: 2 }
-checkpoint { dir: ")" + d + R"(/ck" every_steps: 0 }
-logging { log_every: 1 }
-)";
+    const std::string config = CorpusRunConfigText(d, 4);
     Spit(d + "/run.pbtxt", config);
     ASSERT_EQ(Run("prepare --config " + d + "/run.pbtxt", d), 0) << Slurp(d + "/stderr.txt");
     ASSERT_EQ(Run("train --config " + d + "/run.pbtxt", d), 0) << Slurp(d + "/stderr.txt");
