@@ -10,8 +10,8 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <utility>
 
@@ -73,24 +73,59 @@ std::string EnumChoicesForField(const std::string& field_name) {
   return JoinNames(choices, " or ");
 }
 
-// Adds a hint to the parser messages that name a mistyped field or enum value.
+// Finds `<literal 1>"<name 1>"<literal 2>"<name 2>"...` in `message` and returns the names, or
+// an empty vector; `*at` gets the offset of the match (the first one that matches in full). Names
+// are one or more of [A-Za-z0-9_] (the first may also hold dots when `first_dotted`). Written out
+// by hand rather than with std::regex: libstdc++'s matcher recurses once per character and
+// overflowed the stack on a long name in a config (tests/fuzz/regressions/config/).
+std::vector<std::string> FindQuotedNames(std::string_view message,
+                                         std::initializer_list<std::string_view> literals,
+                                         bool first_dotted = false, size_t* at = nullptr) {
+  const auto is_name_char = [](char c, bool dotted) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (dotted && c == '.');
+  };
+  const std::string_view first = *literals.begin();
+  for (size_t start = message.find(first); start != std::string_view::npos;
+       start = message.find(first, start + 1)) {
+    std::vector<std::string> names;
+    size_t pos = start;
+    for (const std::string_view literal : literals) {
+      if (message.substr(pos, literal.size()) != literal) break;
+      pos += literal.size();
+      if (pos >= message.size() || message[pos] != '"') break;
+      const size_t name_begin = ++pos;
+      const bool dotted = first_dotted && names.empty();
+      while (pos < message.size() && is_name_char(message[pos], dotted)) ++pos;
+      if (pos == name_begin || pos >= message.size() || message[pos] != '"') break;
+      names.emplace_back(message.substr(name_begin, pos - name_begin));
+      ++pos;
+    }
+    if (names.size() == literals.size()) {
+      if (at != nullptr) *at = start;
+      return names;
+    }
+  }
+  return {};
+}
+
+// Adds a hint to the parser messages that name a mistyped field or enum value:
+// `Message type "T" has no field named "f"` and `Unknown enumeration value of "V" for field "f"`.
 std::string Explain(const std::string& message) {
-  static const std::regex kUnknownField(
-      R"re(Message type "([\w.]+)" has no field named "(\w+)")re");
-  static const std::regex kUnknownEnum(
-      R"re(Unknown enumeration value of "(\w+)" for field "(\w+)")re");
-  std::smatch match;
-  if (std::regex_search(message, match, kUnknownField)) {
+  const std::vector<std::string> field =
+      FindQuotedNames(message, {"Message type ", " has no field named "}, /*first_dotted=*/true);
+  if (!field.empty()) {
     const pb::Descriptor* type =
-        pb::DescriptorPool::generated_pool()->FindMessageTypeByName(match[1].str());
+        pb::DescriptorPool::generated_pool()->FindMessageTypeByName(field[0]);
     if (type == nullptr) return message;
     const std::vector<std::string> names = FieldNames(type);
-    const std::string guess = ClosestName(match[2].str(), names);
+    const std::string guess = ClosestName(field[1], names);
     if (!guess.empty()) return message + " Did you mean \"" + guess + "\"?";
     return message + " Its fields: " + JoinNames(names) + ".";
   }
-  if (std::regex_search(message, match, kUnknownEnum)) {
-    const std::string choices = EnumChoicesForField(match[2].str());
+  const std::vector<std::string> value =
+      FindQuotedNames(message, {"Unknown enumeration value of ", " for field "});
+  if (!value.empty()) {
+    const std::string choices = EnumChoicesForField(value[1]);
     if (!choices.empty()) return message + " Expected one of " + choices + ".";
   }
   return message;
@@ -147,12 +182,21 @@ TextPosition PointAtName(std::string_view text, TextPosition reported, const std
   return reported;
 }
 
-// The quoted name in messages about a field or value that is unknown or written twice.
+// The quoted name in messages about a field or value that is unknown or written twice: the first
+// of `has no field named "f"`, `Unknown enumeration value of "V"`, `Non-repeated field "f"`.
 std::string NamedToken(const std::string& message) {
-  static const std::regex kNamed(
-      R"re((?:has no field named|Unknown enumeration value of|Non-repeated field) "(\w+)")re");
-  std::smatch match;
-  return std::regex_search(message, match, kNamed) ? match[1].str() : "";
+  std::string name;
+  size_t first = std::string::npos;
+  for (const std::string_view literal :
+       {"has no field named ", "Unknown enumeration value of ", "Non-repeated field "}) {
+    size_t at = 0;
+    const std::vector<std::string> names = FindQuotedNames(message, {literal}, false, &at);
+    if (!names.empty() && at < first) {
+      first = at;
+      name = names[0];
+    }
+  }
+  return name;
 }
 
 // Collects the parser's errors as "label:line:column: message" (1-based line and column).

@@ -70,6 +70,12 @@ std::string ClosestName(std::string_view name, const std::vector<std::string>& c
   std::string best;
   size_t best_distance = std::max<size_t>(2, name.size() / 3) + 1;
   for (const std::string& candidate : candidates) {
+    // The distance is at least the difference in length: skip the quadratic table when that
+    // already rules the candidate out (a long mistyped name would cost seconds).
+    const size_t length_difference = name.size() > candidate.size()
+                                         ? name.size() - candidate.size()
+                                         : candidate.size() - name.size();
+    if (length_difference >= best_distance) continue;
     const size_t distance = EditDistance(name, candidate);
     if (distance < best_distance) {
       best = candidate;

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <type_traits>
@@ -90,6 +92,14 @@ StatusOr<TrainingState> StateFromJson(const JsonValue& json) {
   ASSIGN_OR_RETURN(const int64_t unk, IntField(json, "unk_id"));
   ASSIGN_OR_RETURN(const int64_t bos, IntField(json, "bos_id"));
   ASSIGN_OR_RETURN(const int64_t eos, IntField(json, "eos_id"));
+  for (const auto& [name, value] :
+       {std::pair{"vocab_size", vocab_size}, std::pair{"pad_id", pad}, std::pair{"unk_id", unk},
+        std::pair{"bos_id", bos}, std::pair{"eos_id", eos}}) {
+    if (value < INT32_MIN || value > INT32_MAX) {  // would not survive the 32-bit field
+      return InvalidArgument("\"" + std::string(name) + "\" " + std::to_string(value) +
+                             " is out of range");
+    }
+  }
   state.vocab_size = static_cast<int32_t>(vocab_size);
   state.special_ids = {static_cast<int32_t>(pad), static_cast<int32_t>(unk),
                        static_cast<int32_t>(bos), static_cast<int32_t>(eos)};
@@ -280,8 +290,12 @@ Status LoadOptimizerState(const std::string& checkpoint_dir, Optimizer& optimize
     const auto it = reader.metadata().find(key);
     if (it == reader.metadata().end()) return OkStatus();
     StatusOr<JsonValue> json = ParseJson(it->second);
-    if (json.ok() && json->AsDouble().ok()) {
-      out = static_cast<std::remove_reference_t<decltype(out)>>(*json->AsDouble());
+    // Counts must be integers in range (a cast of anything else is undefined); the scale finite.
+    const double value = json.ok() && json->AsDouble().ok() ? *json->AsDouble() : -1.0;
+    using Out = std::remove_reference_t<decltype(out)>;
+    if (std::is_integral_v<Out> ? value >= 0 && value < 9.2e18 && value == std::floor(value)
+                                : std::isfinite(value) && value > 0) {
+      out = static_cast<Out>(value);
       return OkStatus();
     }
     return DataLoss(path + ": bad metadata \"" + key + "\"");
