@@ -41,6 +41,11 @@ StatusOr<std::vector<std::string>> ExtractSetFlags(int* argc, char** argv) {
     }
   }
   *argc = kept;
+  for (const std::string& value : values) {
+    if (value.find_first_not_of(" \t\r\n") == std::string::npos) {
+      return InvalidArgument("--set needs a value, e.g. --set train.max_steps=5 (got an empty one)");
+    }
+  }
   return values;
 }
 

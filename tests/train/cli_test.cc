@@ -177,6 +177,8 @@ TEST_F(CliTest, ErrorsAreMessagesAndExitCodes) {
   EXPECT_EQ(Deepnet("export --checkpoint " + dir_.path() + "/none --out x", dir_.path()), 1);
   EXPECT_EQ(Deepnet("frobnicate", dir_.path()), 2);
   EXPECT_EQ(Deepnet("config --set", dir_.path()), 2);
+  EXPECT_EQ(Deepnet("config --config " + config_ + " --set ''", dir_.path()), 2);
+  EXPECT_NE(Output(dir_.path(), "stderr").find("got an empty one"), std::string::npos);
   EXPECT_EQ(Deepnet("", dir_.path()), 2);
 }
 
