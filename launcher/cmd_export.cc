@@ -1,6 +1,7 @@
-// `deepnet export --checkpoint DIR --out model.safetensors [--device cpu|cuda|strict]`: SPEC §2
-// export of a checkpoint. The model is loaded onto --device and its fp32 weights copied back, so
-// the file is the same bytes on every device (the round trip exercises the device's copies).
+// `deepnet export --checkpoint DIR --out model.safetensors [--device cpu|cuda|strict]`: a
+// checkpoint's model as docs/design.md#export-format fixes it. The model is loaded onto --device
+// and its fp32 weights copied back, so the file is the same bytes on every device (the round trip
+// exercises the device's copies).
 #include <glog/logging.h>
 
 #include "configs/config.h"

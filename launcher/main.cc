@@ -22,7 +22,7 @@ commands:
   prepare  --config X         train the tokenizer and write token shards into data.data_dir
   train    --config X         train (checkpoints in checkpoint.dir; --resume continues)
   export   --checkpoint DIR --out FILE
-                              write a checkpoint's model as SPEC safetensors
+                              write a checkpoint's model as safetensors
   config   [--config X]       print the merged, validated config
   translate --checkpoint DIR [--input FILE|-] [--beam 4] [--max_len_a 1.2] [--max_len_b 10]
            [--no_repeat_ngram N] [--batch 32]

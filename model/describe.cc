@@ -1,4 +1,5 @@
-// The model's shape without building it: validation, DeepNorm constants (SPEC §1), the unit list.
+// The model's shape without building it: validation, DeepNorm constants (docs/design.md#deepnorm),
+// the unit list.
 #include <cmath>
 #include <sstream>
 

@@ -48,7 +48,8 @@ std::vector<UnitInfo> DescribeUnits(const config::ModelConfig& config);
 // max_positions and layernorm_eps mean 1024 and 1e-5. Every problem, one per line.
 Status ValidateModelConfig(const config::ModelConfig& config);
 
-// DeepNorm constants (SPEC §1) for one side of the model: residual weight alpha, init gain beta.
+// DeepNorm constants (docs/design.md#deepnorm) for one side of the model: residual weight alpha,
+// init gain beta.
 struct DeepNormConstants {
   double alpha = 1.0;
   double beta = 1.0;

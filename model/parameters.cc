@@ -1,4 +1,5 @@
-// Parameter tables (SPEC §2 names) and deterministic initialisation (SPEC §1).
+// Parameter tables (docs/design.md#export-format names) and deterministic initialisation
+// (docs/design.md#deepnorm).
 #include "model/parameters.h"
 
 #include <cmath>
@@ -84,8 +85,8 @@ void AddLayerNorm(std::vector<ParamSpec>& specs, const std::string& prefix, int6
   specs.push_back({prefix + ".bias", {channels}, InitKind::kZeros});
 }
 
-// q_proj and k_proj with gain 1, v_proj and out_proj with gain β (SPEC §1), then the sublayer's
-// LayerNorm.
+// q_proj and k_proj with gain 1, v_proj and out_proj with gain β (docs/design.md#deepnorm), then
+// the sublayer's LayerNorm.
 void AddAttention(std::vector<ParamSpec>& specs, const std::string& prefix,
                   const std::string& norm_prefix, int64_t channels, double beta) {
   AddLinear(specs, prefix + ".q_proj", channels, channels, 1.0);

@@ -4,9 +4,9 @@
 // fixes the layout of the unit's flat value and gradient buffers (packed in declaration order).
 // DescribeUnits counts the same lists without allocating.
 //
-// Initialisation (SPEC §1) draws N(0, 1) numbers from Philox keyed by the seed, with the counter
-// holding a hash of the parameter's export name: the values depend only on (seed, name), so any
-// pipeline partition builds the same weights, and the output unit's tied copy of
+// Initialisation (docs/design.md#deepnorm) draws N(0, 1) numbers from Philox keyed by the seed,
+// with the counter holding a hash of the parameter's export name: the values depend only on (seed,
+// name), so any pipeline partition builds the same weights, and the output unit's tied copy of
 // `embed_tokens.weight` gets exactly the primary's values.
 // Letters: C d_model, F ffn_dim, V vocab.
 #pragma once
@@ -26,7 +26,7 @@ namespace deepnet {
 enum class InitKind { kZeros, kOnes, kNormal };
 
 struct ParamSpec {
-  std::string name;  // export name (SPEC §2)
+  std::string name;  // export name (docs/design.md#export-format)
   Shape shape;       // Linear weights [out, in]
   InitKind init = InitKind::kZeros;
   double stddev = 0.0;  // kNormal only

@@ -33,7 +33,8 @@ namespace deepnet {
 
 // One named parameter tensor and its gradient, views into the unit's two flat buffers.
 struct Parameter {
-  std::string name;  // export name (SPEC §2), e.g. "encoder.layers.3.fc1.weight"
+  // Export name (docs/design.md#export-format), e.g. "encoder.layers.3.fc1.weight".
+  std::string name;
   Tensor value;      // what the ops read: the weights themselves, or their 16-bit compute copy
   Tensor grad;       // in the model's (master) dtype
   // Mixed precision: the fp32 master weights the optimizer updates and checkpoints hold; `value`

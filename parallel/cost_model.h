@@ -8,11 +8,11 @@
 //
 // Time: forward FLOPs (2 per multiply-add) / flops_per_s; backward = 2 × forward; recompute_s is
 // the forward work re-run in backward (selective: attention scores and softmax; full: all).
-// Memory per micro-batch (SPEC §4, Korthikanti et al. 2022, bytes at 16-bit, scaled by
-// dtype_bytes / 2): an encoder or decoder-only layer keeps s·b·h·(34 + 5·a·s/h) — attention
-// 11sbh + 5as²b, feed-forward 19sbh, two LayerNorms 4sbh. An encoder-decoder decoder layer adds a
-// cross-attention (11Tbh + 5aTSb, plus its keys and values over the source, 4Sbh) and a third
-// LayerNorm (2Tbh). Selective recompute drops the 5a… terms; full recompute keeps only the
+// Memory per micro-batch (docs/design.md#recompute-memory, Korthikanti et al. 2022, bytes at
+// 16-bit, scaled by dtype_bytes / 2): an encoder or decoder-only layer keeps s·b·h·(34 + 5·a·s/h) —
+// attention 11sbh + 5as²b, feed-forward 19sbh, two LayerNorms 4sbh. An encoder-decoder decoder
+// layer adds a cross-attention (11Tbh + 5aTSb, plus its keys and values over the source, 4Sbh) and
+// a third LayerNorm (2Tbh). Selective recompute drops the 5a… terms; full recompute keeps only the
 // unit's input (2·s·b·h at 16-bit). The encoder output, which every decoder layer reads, is kept
 // once per micro-batch per stage and not charged to any unit.
 #pragma once

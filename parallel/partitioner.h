@@ -1,6 +1,6 @@
 // Pipeline partitioner: splits the model's n units into contiguous segments (p stages, or p·v
 // model chunks for the interleaved schedule) so that the slowest segment is as fast as possible
-// while every segment fits its memory (SPEC §5).
+// while every segment fits its memory (docs/design.md#partitioner).
 //
 // Segment j takes units [first, end), at least one, and needs
 //   time   = Σ (forward + backward + recompute)

@@ -1,8 +1,8 @@
 // NcclCommunicator: the Communicator over NCCL, for the CUDA backend. Buffers are device memory.
 //
-// Launch (SPEC §6): MPI is initialised by MpiCommunicator; Create takes the MPI communicator of
-// the ranks, picks this process's GPU by its rank on the node (MPI_Comm_split_type, one GPU per
-// rank), lets rank 0 make the NCCL unique id and broadcasts it over MPI, and joins with
+// Launch (docs/design.md#launch): MPI is initialised by MpiCommunicator; Create takes the MPI
+// communicator of the ranks, picks this process's GPU by its rank on the node (MPI_Comm_split_type,
+// one GPU per rank), lets rank 0 make the NCCL unique id and broadcasts it over MPI, and joins with
 // ncclCommInitRank. Split uses ncclCommSplit (and splits a private MPI twin alongside).
 //
 // Streams: NCCL runs on a communication stream of its own. Before each launch it waits (on the

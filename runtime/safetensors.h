@@ -1,4 +1,4 @@
-// safetensors files: deepnet's checkpoint and export format (SPEC §2).
+// safetensors files: deepnet's checkpoint and export format (docs/design.md#export-format).
 //
 // Layout: an 8-byte little-endian header length N, N bytes of JSON, then the raw little-endian
 // tensor data. The JSON maps each tensor name to {"dtype": "F32", "shape": [..],

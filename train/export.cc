@@ -1,4 +1,4 @@
-// Export to SPEC §2 safetensors.
+// Export to safetensors as docs/design.md#export-format fixes it.
 #include "train/export.h"
 
 #include <google/protobuf/descriptor.h>

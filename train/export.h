@@ -1,4 +1,5 @@
-// Export of a trained model for outside tools: one safetensors file as SPEC §2 fixes it.
+// Export of a trained model for outside tools: one safetensors file as docs/design.md#export-format
+// fixes it.
 //
 // Tensors are named by Parameter::name (PyTorch Linear layout weight[out, in]), tied copies are
 // left out (the shared `embed_tokens.weight` serves them), and every tensor is fp32. `__metadata__`

@@ -1,6 +1,7 @@
 // Fused log-softmax + cross-entropy with label smoothing and an ignore index.
 //
-// Per row n with target t (SPEC §2, as PyTorch's CrossEntropyLoss(label_smoothing=ε)):
+// Per row n with target t (docs/design.md#model-conventions, as PyTorch's
+// CrossEntropyLoss(label_smoothing=ε)):
 //   loss_n = (1 − ε)·(−log p_t) + ε·mean_v(−log p_v),  p = softmax(logits_n);
 // rows with t == ignore_index have loss 0 and gradient 0.
 #pragma once

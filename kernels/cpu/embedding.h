@@ -1,4 +1,5 @@
-// Token embedding lookup (scaled, SPEC §2: embed(tok)·√d) and sinusoidal positions.
+// Token embedding lookup (scaled, docs/design.md#model-conventions: embed(tok)·√d) and sinusoidal
+// positions.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,8 @@
 // LayerNorm over the last dimension, plain and fused with the DeepNorm residual.
 //
-// DeepNorm (SPEC §1): every sublayer G computes x ← LN(α·x + G(x)). The fused kernel reads x and g
-// once, forms z = α·x + g in registers, normalises, and saves only mean and rstd per row; backward
-// recomputes ẑ from x and g instead of storing z.
+// DeepNorm (docs/design.md#deepnorm): every sublayer G computes x ← LN(α·x + G(x)). The fused
+// kernel reads x and g once, forms z = α·x + g in registers, normalises, and saves only mean and
+// rstd per row; backward recomputes ẑ from x and g instead of storing z.
 #pragma once
 
 namespace deepnet::cpu {

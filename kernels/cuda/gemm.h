@@ -10,7 +10,7 @@
 // needs beta = 0; bias has C's dtype.
 //
 // Not used: cuBLASLt's GELU epilogue computes the tanh approximation, and deepnet's GELU is the
-// erf form (SPEC §2), so the activation stays a separate kernel.
+// erf form (docs/design.md#model-conventions), so the activation stays a separate kernel.
 //
 // Plans (descriptors, layouts and the heuristic's algorithm) are cached per shape, type and
 // pointer alignment, so steady-state calls do no heuristic queries. For a fixed plan cuBLASLt

@@ -82,7 +82,8 @@ void LaunchMap2(void* y, const void* a, const void* b, int64_t n, Op op, cudaStr
   DEEPNET_CUDA_CHECK_LAUNCH();
 }
 
-// Φ(x) and φ(x) of the standard normal: GELU in its exact erf form (SPEC §2), as the CPU op.
+// Φ(x) and φ(x) of the standard normal: GELU in its exact erf form
+// (docs/design.md#model-conventions), as the CPU op.
 __device__ __forceinline__ float NormalCdf(float x) {
   constexpr float kInvSqrt2 = 0.70710678118654752f;
   return 0.5f * (1.0f + erff(x * kInvSqrt2));

@@ -1,7 +1,8 @@
-// The forward pass against a naive fp64 re-implementation of SPEC §1–2 written from the formulas
-// (loops over std::vector): embeddings·√C + sinusoidal positions, DeepNorm / Post-LN / Pre-LN
-// sublayers with α, attention with 1/√D scale, key padding and causal masks, FFN, final LN,
-// output projection. Also: padded source tokens and future target tokens change nothing.
+// The forward pass against a naive fp64 re-implementation of docs/design.md (DeepNorm, model
+// conventions) written from the formulas (loops over std::vector): embeddings·√C + sinusoidal
+// positions, DeepNorm / Post-LN / Pre-LN sublayers with α, attention with 1/√D scale, key padding
+// and causal masks, FFN, final LN, output projection. Also: padded source tokens and future target
+// tokens change nothing.
 // Letters: B batch, S source length, T target length, C d_model, H heads, D head dim, F ffn_dim.
 #include <cmath>
 #include <functional>

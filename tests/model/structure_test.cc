@@ -1,5 +1,5 @@
-// DeepNorm constants against SPEC §1, the unit list, config validation, parameter names,
-// initialisation statistics and partition invariance of the initial weights.
+// DeepNorm constants against docs/design.md#deepnorm, the unit list, config validation, parameter
+// names, initialisation statistics and partition invariance of the initial weights.
 #include <cmath>
 #include <map>
 
@@ -25,7 +25,7 @@ ModelConfig Layers(ModelConfig::Architecture architecture, int n, int m) {
   return c;
 }
 
-// SPEC §1 reference values, to 6 decimals.
+// docs/design.md#deepnorm reference values, to 6 decimals.
 TEST(DeepNormConstants, MatchSpecReferenceValues) {
   constexpr double kTol = 5e-7;
   struct OneStack {

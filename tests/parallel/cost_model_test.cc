@@ -1,4 +1,5 @@
-// Analytic cost model: unit order, parameter counts, and the activation formula of SPEC §4.
+// Analytic cost model: unit order, parameter counts, and the activation formula of
+// docs/design.md#recompute-memory.
 #include "parallel/cost_model.h"
 
 #include <gtest/gtest.h>

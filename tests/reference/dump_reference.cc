@@ -1,7 +1,7 @@
 // Writes what tests/reference/torch_reference.py checks deepnet against: a tiny encoder-decoder
 // model in fp64 (weights perturbed from their initialisation and rounded to fp32 values, so the
-// SPEC §2 fp32 export holds them exactly), one padded batch, and the model's label-smoothed loss
-// and every parameter gradient after one forward + backward.
+// docs/design.md#export-format fp32 export holds them exactly), one padded batch, and the model's
+// label-smoothed loss and every parameter gradient after one forward + backward.
 //
 // Usage: dump_reference OUT_DIR deepnorm|postln|preln [tied|untied] [relu|gelu] [small|large]
 //   (large: wider, longer and more threads' worth of work, to catch blocking and threading faults)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """deepnet against PyTorch: one forward + backward of a tiny encoder-decoder, rebuilt from
-deepnet's SPEC §2 safetensors export by following SPEC §1-2 (DeepNorm LN(a*x + G(x)), Post-LN,
-Pre-LN, sinusoidal positions, embeddings * sqrt(d), attention masks, tied or untied output
-projection, CrossEntropyLoss(label_smoothing, ignore_index=pad) averaged over non-pad tokens),
+deepnet's safetensors export (docs/design.md#export-format) by following docs/design.md
+(DeepNorm LN(a*x + G(x)), Post-LN, Pre-LN, sinusoidal positions, embeddings * sqrt(d), attention
+masks, tied or untied output projection, CrossEntropyLoss(label_smoothing, ignore_index=pad)
+averaged over non-pad tokens),
 in float64. Compares the loss (relative 1e-9) and every parameter gradient (relative to the
 tensor's largest entry, 1e-7; see GRAD_FLOOR) with what dump_reference wrote, for several model
 variants.
@@ -60,7 +61,7 @@ def read_safetensors(path):
 
 
 def deepnorm_alphas(config):
-    """(encoder alpha, decoder alpha) for the residual x*alpha (SPEC §1, encoder-decoder)."""
+    """(encoder alpha, decoder alpha) for the residual x*alpha (docs/design.md#deepnorm)."""
     if config["norm"] != "DEEPNORM":
         return 1.0, 1.0
     n, m = config["encoder_layers"], config["decoder_layers"]
