@@ -4,11 +4,10 @@
 #include <cmath>
 #include <numbers>
 
+#include "kernels/cpu/parallel_threshold.h"
+
 namespace deepnet::cpu {
 namespace {
-
-// Below this many elements a parallel region costs more than it saves.
-constexpr int64_t kParallelMinElements = 1 << 15;
 
 template <typename T>
 constexpr T kInvSqrt2 = T{1} / std::numbers::sqrt2_v<T>;

@@ -1,35 +1,14 @@
-// Bias add over rows: y (N, C) = x (N, C) + bias (C), and its backward dbias (C) += Σ_n dy.
+// Bias add over rows: y (N, C) = x (N, C) + bias (C), and its backward dbias (C) += Σ_n dy
+// (a sum over rows in fixed blocks, block_sums.h).
 #include "kernels/cpu/bias.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/block_sums.h"
+
 namespace deepnet::cpu {
-namespace {
-
-// dbias is a sum over rows. For results independent of the thread count, rows are cut into fixed
-// blocks; each block sums its rows in order, then the blocks are summed in block order.
-constexpr int kRowsPerBlock = 32;
-constexpr int kColumnsPerTile = 64;
-// Below this many elements a parallel region costs more than it saves.
-constexpr int64_t kParallelMinElements = 1 << 15;
-
-// dst (C) += Σ_b partial (num_blocks, C)[b], blocks summed in order; partial is clobbered.
-template <typename T>
-void add_block_sums(T* dst, T* partial, int num_blocks, int C) {
-#pragma omp parallel for schedule(static) if (int64_t{num_blocks} * C >= kParallelMinElements)
-  for (int tile = 0; tile < C; tile += kColumnsPerTile) {
-    const int tile_end = std::min(C, tile + kColumnsPerTile);
-    for (int block = 1; block < num_blocks; ++block) {
-      const T* block_sum = partial + int64_t{block} * C;
-      for (int c = tile; c < tile_end; ++c) partial[c] += block_sum[c];
-    }
-    for (int c = tile; c < tile_end; ++c) dst[c] += partial[c];
-  }
-}
-
-}  // namespace
 
 template <typename T>
 void bias_add_forward(T* y, const T* x, const T* bias, int N, int C) {
@@ -43,7 +22,7 @@ void bias_add_forward(T* y, const T* x, const T* bias, int N, int C) {
 
 template <typename T>
 void bias_add_backward(T* dbias, const T* dy, int N, int C) {
-  const int num_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  const int num_blocks = NumRowBlocks(N);
   if (num_blocks == 0) return;
   std::vector<T> partial(int64_t{num_blocks} * C, T{0});  // (num_blocks, C)
 #pragma omp parallel for schedule(static) if (int64_t{N} * C >= kParallelMinElements)

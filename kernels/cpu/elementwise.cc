@@ -4,16 +4,12 @@
 #include <algorithm>
 #include <cstring>
 
-namespace deepnet::cpu {
-namespace {
+#include "kernels/cpu/parallel_threshold.h"
 
-// Below this many elements a parallel region costs more than it saves.
-constexpr int64_t kParallelMinElements = 1 << 15;
+namespace deepnet::cpu {
 
 // The loops say `simd` because y may be an input (in place), which vectorises fine element by
 // element but defeats the compiler's own overlap check.
-
-}  // namespace
 
 template <typename T>
 void add(T* y, const T* a, const T* b, int64_t n) {

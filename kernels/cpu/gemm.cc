@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "kernels/cpu/bias.h"
+#include "kernels/cpu/parallel_threshold.h"
 
 namespace deepnet::cpu {
 namespace {
@@ -42,9 +43,6 @@ constexpr int kPanelWidth = 512;
 constexpr int kMinPanelWidth = 256;
 constexpr int kMaxPanels = 64;
 constexpr int kPanelAlignment = 64;  // whole register tiles in every panel but the last
-
-// Below this many elements a parallel copy costs more than it saves.
-constexpr int64_t kParallelMinElements = 1 << 15;
 
 struct Panels {
   bool along_rows;  // panels of rows of C (else of columns)

@@ -12,29 +12,12 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cpu/block_sums.h"
+
 namespace deepnet::cpu {
 namespace {
 
-// dgamma and dbeta are sums over rows. For results independent of the thread count, rows are cut
-// into fixed blocks; each block sums its rows in order, then the blocks are summed in block order.
-constexpr int kRowsPerBlock = 32;
-constexpr int kColumnsPerTile = 64;
-// Below this many elements a parallel region costs more than it saves.
-constexpr int64_t kParallelMinElements = 1 << 15;
-
-// dst (C) += Σ_b partial (num_blocks, C)[b], blocks summed in order; partial is clobbered.
-template <typename T>
-void add_block_sums(T* dst, T* partial, int num_blocks, int C) {
-#pragma omp parallel for schedule(static) if (int64_t{num_blocks} * C >= kParallelMinElements)
-  for (int tile = 0; tile < C; tile += kColumnsPerTile) {
-    const int tile_end = std::min(C, tile + kColumnsPerTile);
-    for (int block = 1; block < num_blocks; ++block) {
-      const T* block_sum = partial + int64_t{block} * C;
-      for (int c = tile; c < tile_end; ++c) partial[c] += block_sum[c];
-    }
-    for (int c = tile; c < tile_end; ++c) dst[c] += partial[c];
-  }
-}
+// dgamma and dbeta are sums over rows in fixed blocks (block_sums.h).
 
 // Σ_c term(c), c < C, in kLanes partial sums added in a fixed order: several independent add
 // chains (the sum vectorises and is not bound by add latency), and the same bits for any number
@@ -136,7 +119,7 @@ void normalize_row_backward(T* dz_row, T* block_dgamma, T* block_dbeta, const T*
 template <typename T, typename RowZ, typename FinishRow>
 void normalize_rows_backward(T* dz, T* dgamma, T* dbeta, const T* dy, const T* gamma, const T* mean,
                              const T* rstd, int N, int C, RowZ row_z, FinishRow finish_row) {
-  const int num_blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  const int num_blocks = NumRowBlocks(N);
   if (num_blocks == 0) return;
   std::vector<T> partial_dgamma(int64_t{num_blocks} * C, T{0});  // (num_blocks, C)
   std::vector<T> partial_dbeta(int64_t{num_blocks} * C, T{0});   // (num_blocks, C)

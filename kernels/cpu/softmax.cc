@@ -7,11 +7,10 @@
 #include <cstdint>
 #include <limits>
 
+#include "kernels/cpu/parallel_threshold.h"
+
 namespace deepnet::cpu {
 namespace {
-
-// Below this many elements a parallel region costs more than it saves.
-constexpr int64_t kParallelMinElements = 1 << 15;
 
 template <typename T>
 void softmax_row(T* y_row, const T* x_row, int C) {
