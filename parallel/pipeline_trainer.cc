@@ -8,8 +8,8 @@
 #include "configs/config.h"
 #include "parallel/cost_model.h"
 #include "runtime/allocator.h"
-#include "train/micro_batch.h"
 #include "train/run_loop.h"
+#include "train/run_steps.h"
 #include "train/signals.h"
 
 namespace deepnet {
@@ -143,7 +143,10 @@ StatusOr<StepResult> PipelineTrainer::TrainStep() {
 }
 
 StatusOr<StepResult> PipelineTrainer::RunStep() {
-  ASSIGN_OR_RETURN(const std::vector<std::vector<MicroBatch>> flushes, NextStepMicroBatches());
+  ASSIGN_OR_RETURN(const std::vector<std::vector<MicroBatch>> flushes,
+                   NextStepFlushes(config_, data_,
+                                   grid_->shape().data_parallel * config_.parallel().micro_batches(),
+                                   *backend_));
   int64_t step_tokens = 0;
   for (const auto& flush : flushes) {
     for (const MicroBatch& mb : flush) step_tokens += mb.num_target_tokens;
@@ -182,35 +185,25 @@ StatusOr<StepResult> PipelineTrainer::RunStep() {
 }
 
 StatusOr<double> PipelineTrainer::ValidationLoss() {
-  if (data_.valid_shard == nullptr) {
-    return NotFound("no validation data in " + ValidShardPath(config_));
-  }
   const StepContext ctx = Context(/*training=*/false);
-  double totals[2] = {0.0, 0.0};
-  const int replicas = grid_->shape().data_parallel;
-  for (size_t b = 0; b < data_.valid_plan.size(); ++b) {
-    if (static_cast<int>(b % replicas) != grid_->replica()) continue;
-    const MicroBatch mb =
-        ToMicroBatch(MakeBatch(*data_.valid_shard, data_.valid_plan[b]), 0, *backend_);
-    ASSIGN_OR_RETURN(const Stream out, engine_->ForwardOnly(mb, ctx));
-    totals[0] += out.loss_sum;
-    totals[1] += static_cast<double>(out.loss_tokens);
-  }
+  ASSIGN_OR_RETURN(const LossTotals mine,
+                   SumValidationLoss(config_, data_, *backend_, grid_->replica(),
+                                     grid_->shape().data_parallel,
+                                     [&](const MicroBatch& mb) -> StatusOr<Stream> {
+                                       return engine_->ForwardOnly(mb, ctx);
+                                     }));
+  double totals[2] = {mine.loss_sum, static_cast<double>(mine.loss_tokens)};
   RETURN_IF_ERROR(world_.AllReduceSum(totals, 2).WithContext("validation loss"));
-  if (totals[1] == 0) return NotFound("the validation shard has no target tokens");
-  return totals[0] / totals[1];
+  return MeanValidationLoss(totals[0], totals[1]);
 }
 
 Status PipelineTrainer::StopForRequeue() {
-  LOG_IF(WARNING, world_.rank() == 0)
-      << "stop requested at step " << step_ << ": saving a checkpoint and exiting for requeue";
-  if (config_.checkpoint().dir().empty()) {
-    LOG_IF(WARNING, world_.rank() == 0) << "checkpoint.dir is empty: nothing saved";
-  } else if (last_saved_step_ != step_) {
-    RETURN_IF_ERROR(SaveCheckpoint());
-  }
+  const Status stopped = CheckpointForRequeue(config_, step_, last_saved_step_,
+                                              /*leader=*/world_.rank() == 0,
+                                              [this] { return SaveCheckpoint(); });
+  if (!IsStoppedForRequeue(stopped)) return stopped;
   RETURN_IF_ERROR(FinishTrace());
-  return StoppedForRequeue(step_);
+  return stopped;
 }
 
 int64_t PipelineTrainer::PeakActivationBytes() const {

@@ -114,7 +114,6 @@ class PipelineTrainer final : public LoopTrainer {
   Status BuildEngine();
   Status Restore(const std::string& checkpoint_dir);
   StatusOr<StepResult> RunStep();
-  StatusOr<std::vector<std::vector<MicroBatch>>> NextStepMicroBatches();
   StepContext Context(bool training) const;
   Status MaybeResume();
   Status StartTrace();

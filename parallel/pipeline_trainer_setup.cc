@@ -190,16 +190,4 @@ StepContext PipelineTrainer::Context(bool training) const {
   return RunStepContext(config_, data_, *backend_, step_, training);
 }
 
-StatusOr<std::vector<std::vector<MicroBatch>>> PipelineTrainer::NextStepMicroBatches() {
-  const int per_flush = grid_->shape().data_parallel * config_.parallel().micro_batches();
-  std::vector<std::vector<MicroBatch>> flushes;
-  for (int flush = 0; flush < config_.train().micro_batches(); ++flush) {
-    ASSIGN_OR_RETURN(Batch batch, data_.batcher->Next());
-    ASSIGN_OR_RETURN(std::vector<MicroBatch> parts,
-                     ToMicroBatches(batch, per_flush, flush * per_flush, *backend_));
-    flushes.push_back(std::move(parts));
-  }
-  return flushes;
-}
-
 }  // namespace deepnet

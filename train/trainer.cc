@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "train/micro_batch.h"
+#include "train/run_steps.h"
 #include "train/signals.h"
 
 namespace deepnet {
@@ -78,13 +79,11 @@ StepContext Trainer::Context(bool training) const {
 }
 
 StatusOr<std::vector<MicroBatch>> Trainer::NextStepMicroBatches() {
+  ASSIGN_OR_RETURN(std::vector<std::vector<MicroBatch>> flushes,
+                   NextStepFlushes(config_, data_, config_.parallel().micro_batches(), *backend_));
   std::vector<MicroBatch> micro_batches;
-  for (int flush = 0; flush < config_.train().micro_batches(); ++flush) {
-    ASSIGN_OR_RETURN(Batch batch, data_.batcher->Next());
-    ASSIGN_OR_RETURN(std::vector<MicroBatch> parts,
-                     ToMicroBatches(batch, config_.parallel().micro_batches(),
-                                    static_cast<int>(micro_batches.size()), *backend_));
-    for (MicroBatch& part : parts) micro_batches.push_back(std::move(part));
+  for (std::vector<MicroBatch>& flush : flushes) {
+    for (MicroBatch& part : flush) micro_batches.push_back(std::move(part));
   }
   return micro_batches;
 }
@@ -112,19 +111,13 @@ StatusOr<StepResult> Trainer::TrainStep() {
 }
 
 StatusOr<double> Trainer::ValidationLoss() {
-  if (data_.valid_shard == nullptr)
-    return NotFound("no validation data in " + ValidShardPath(config_));
   const StepContext ctx = Context(/*training=*/false);
-  double loss_sum = 0.0;
-  int64_t loss_tokens = 0;
-  for (const std::vector<int64_t>& example_ids : data_.valid_plan) {
-    const MicroBatch mb = ToMicroBatch(MakeBatch(*data_.valid_shard, example_ids), 0, *backend_);
-    const Stream out = model_->Forward(ctx, mb);
-    loss_sum += out.loss_sum;
-    loss_tokens += out.loss_tokens;
-  }
-  if (loss_tokens == 0) return NotFound("the validation shard has no target tokens");
-  return loss_sum / static_cast<double>(loss_tokens);
+  ASSIGN_OR_RETURN(const LossTotals totals,
+                   SumValidationLoss(config_, data_, *backend_, /*replica=*/0, /*replicas=*/1,
+                                     [&](const MicroBatch& mb) -> StatusOr<Stream> {
+                                       return model_->Forward(ctx, mb);
+                                     }));
+  return MeanValidationLoss(totals.loss_sum, static_cast<double>(totals.loss_tokens));
 }
 
 TrainingState Trainer::State() const { return RunTrainingState(config_, data_, step_); }
@@ -142,14 +135,8 @@ Status Trainer::SaveCheckpoint() {
 }
 
 Status Trainer::StopForRequeue() {
-  LOG(WARNING) << "stop requested (signal " << StopSignal() << ") at step " << step_
-               << ": saving a checkpoint and exiting for requeue";
-  if (config_.checkpoint().dir().empty()) {
-    LOG(WARNING) << "checkpoint.dir is empty: nothing saved";
-  } else if (last_saved_step_ != step_) {
-    RETURN_IF_ERROR(SaveCheckpoint());
-  }
-  return StoppedForRequeue(step_);
+  return CheckpointForRequeue(config_, step_, last_saved_step_, /*leader=*/true,
+                              [this] { return SaveCheckpoint(); });
 }
 
 bool Trainer::stop_requested() const { return StopRequested(); }
