@@ -6,19 +6,25 @@
 #   launcher/mpirun/multinode.sh launcher/hostfile.example 8 configs/deepnet-1000L.pbtxt \
 #       --set parallel.pipeline_stages=8 --resume
 #
-# Needs the same paths on every node (shared file system) and passwordless ssh between them.
+# Needs the same paths on every node (shared file system) and passwordless ssh between them
+# (or another agent: OMPI_MCA_plm_rsh_agent, as tests/launch/multinode does).
 # Settings (environment):
 #   DEEPNET_BIN          the deepnet executable (default build/launcher/deepnet)
 #   PER_NODE             ranks per node (default: the first host's slots)
 #   OMP_NUM_THREADS      threads per rank (default 1); each rank is bound to that many cores
-#   MPI_IFACE            network interface for Open MPI's TCP traffic (e.g. eth0, ib0)
+#   MPI_IFACE            network interfaces or subnet for Open MPI's TCP traffic (eth0, ib0, 10.1.0.0/16)
+#   MPI_BIND             core (default): each rank bound to its cores; none: ranks float
+#   MPI_NODE_TIMEOUT     seconds after which mpirun gives up on a node it cannot reach (default 60;
+#                        TCP keepalive of its daemons). Keep it below parallel.comm_timeout_seconds:
+#                        then a cut node ends the whole job, its own processes included, and this
+#                        script names the ranks it ran; later, the job could hang on the lost node
 #   DRY_RUN=1            print the mpirun command instead of running it
 # SIGUSR1 to this script's mpirun is forwarded to every rank: they save a checkpoint after the
 # current step and exit 75; run again with --resume to continue.
 set -euo pipefail
 
 if (( $# < 3 )); then
-  sed -n '2,20s/^# \{0,1\}//p' "$0" >&2
+  sed -n '2,23s/^# \{0,1\}//p' "$0" >&2
   exit 2
 fi
 hostfile=$1 np=$2 config=$3
@@ -32,8 +38,24 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OMP_PROC_BIND=${OMP_PROC_BIND:-clos
 export OMP_PLACES=${OMP_PLACES:-cores} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 export GLOG_logtostderr=1
 
-command=(mpirun --hostfile "$hostfile" -np "$np"
-         --map-by "ppr:${per_node}:node:PE=${OMP_NUM_THREADS}" --bind-to core --report-bindings)
+command=(mpirun --hostfile "$hostfile" -np "$np")
+case ${MPI_BIND:-core} in
+  core) command+=(--map-by "ppr:${per_node}:node:PE=${OMP_NUM_THREADS}" --bind-to core --report-bindings) ;;
+  none) command+=(--map-by "ppr:${per_node}:node" --bind-to none) ;;
+  *) echo "multinode.sh: MPI_BIND must be core or none, not '$MPI_BIND'" >&2; exit 2 ;;
+esac
+# A node cut off the network is noticed only by TCP keepalive (probes unanswered for about
+# MPI_NODE_TIMEOUT seconds), on mpirun's side and on the node's daemon's: both then end their
+# part of the job. Once a rank has aborted, mpirun's pending messages to that node keep TCP
+# retransmitting (about 15 minutes) instead, hence "below comm_timeout_seconds".
+node_timeout=${MPI_NODE_TIMEOUT:-60}
+if ! [[ $node_timeout =~ ^[0-9]+$ ]] || (( node_timeout < 2 )); then
+  echo "multinode.sh: MPI_NODE_TIMEOUT must be a whole number of seconds >= 2, not '$node_timeout'" >&2
+  exit 2
+fi
+command+=(--mca oob_tcp_keepalive_time $(( node_timeout / 2 ))
+          --mca oob_tcp_keepalive_intvl $(( node_timeout / 4 > 0 ? node_timeout / 4 : 1 ))
+          --mca oob_tcp_keepalive_probes 2)
 for name in OMP_NUM_THREADS OMP_PROC_BIND OMP_PLACES OMP_WAIT_POLICY GLOG_logtostderr PATH \
             LD_LIBRARY_PATH $(compgen -e | grep -E '^(NCCL_|UCX_|CUDA_)' || true); do
   [[ -n ${!name+set} ]] && command+=(-x "$name")
@@ -49,4 +71,24 @@ if [[ ${DRY_RUN:-0} == 1 ]]; then
   echo
   exit 0
 fi
-exec "${command[@]}"
+
+# mpirun names a lost node ("Remote daemon: [[1,0],2] on node node03"), not the ranks it ran:
+# add them. Ranks fill the hostfile's nodes in order, per_node on each (--map-by ppr).
+name_lost_ranks() {
+  awk -v hosts="$(awk '!/^[[:space:]]*(#|$)/ { print $1 }' "$hostfile" | tr '\n' ' ')" \
+      -v per_node="$per_node" -v np="$np" '
+    BEGIN { count = split(hosts, host, " ") }
+    { print; fflush() }
+    /Remote daemon:.* on node / {
+      lost = $NF
+      for (i = 1; i <= count; ++i) {
+        if (host[i] != lost) continue
+        first = (i - 1) * per_node
+        last = (i * per_node < np ? i * per_node : np) - 1
+        printf "multinode.sh: lost node %s, which ran world rank%s %d%s\n", lost,
+               (last > first ? "s" : ""), first, (last > first ? ".." last : "")
+        fflush()
+      }
+    }'
+}
+exec "${command[@]}" 2> >(name_lost_ranks >&2)

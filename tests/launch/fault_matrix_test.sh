@@ -40,12 +40,9 @@ rank_pids=()
 
 log() { echo "fault_matrix: $*"; }
 
-# A process is gone when it no longer exists or is a zombie waiting to be reaped.
-gone() {
-  local state
-  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 0
-  [[ -z $state || $state == Z || $state == X ]]
-}
+# gone, now, prepare_small_data
+# shellcheck source=tests/launch/job_helpers.sh
+source "$root/tests/launch/job_helpers.sh"
 
 kill_case() {
   local pid
@@ -70,19 +67,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s.%N; }
-
 # Small data, prepared once: the first 2000 lines of the training corpus (a few seconds).
-(set +o pipefail; xz -dc "$root/data/train.tsv.xz" | head -n 2000) > "$work/train.tsv"
-if [[ ! -s $work/train.tsv ]]; then
-  log "FAIL: cannot read $root/data/train.tsv.xz"
-  exit 1
-fi
-if ! "$deepnet" prepare --config "$root/configs/tiny.pbtxt" --set "data.data_dir=\"$work/data\"" \
-       --set "data.train_tsv=\"$work/train.tsv\"" --set "data.valid_tsv=\"$root/data/valid.tsv\"" \
-       > "$work/prepare.txt" 2>&1; then
-  cat "$work/prepare.txt"
-  log "FAIL: deepnet prepare"
+if ! prepare_small_data "$deepnet" "$root" "$work"; then
+  log "FAIL: preparing the data"
   exit 1
 fi
 

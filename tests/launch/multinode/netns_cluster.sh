@@ -1,0 +1,112 @@
+# shellcheck shell=bash
+# A cluster of "nodes" on one machine for multi-node tests: each node is a network namespace with
+# its own hostname (a UTS namespace per process tree started in it), joined to the others by a
+# veth pair to one bridge in the root namespace. Sourced; needs root, `ip` and `unshare`.
+#
+#   cluster_up NODES SLOTS     create the nodes; writes $CLUSTER_DIR/hostfile (one line per node:
+#                              its address, slots=SLOTS) and $CLUSTER_DIR/hosts (for the agent)
+#   cluster_exec K CMD...      run CMD on node K (its namespace and hostname)
+#   cluster_cut_link K         take node K's link down (its veth in the root namespace)
+#   cluster_kill_node K        kill -9 every process of node K
+#   cluster_pids [K]           the processes of node K, or of every node
+#   cluster_down               kill every process of every node, delete namespaces and bridge
+#
+# Addresses: 198.18.0.1, .2, ... (198.18.0.0/15 is reserved for network benchmarks), assigned
+# inside the namespaces only; the bridge and the root namespace get none, so no traffic ever
+# leaves the nodes. Names carry this shell's pid and a count of clusters made (the kernel removes a
+# deleted namespace's veths a moment later), so no two clusters collide. Nodes are named node0,
+# node1, ...; mpirun reaches them through netns_rsh_agent.sh (no sshd).
+#
+# cluster_up returns 77 (ctest's skip code, reason on stdout) when namespaces cannot be made.
+# Call cluster_down from an EXIT trap: it is idempotent and also removes a half-built cluster.
+
+# shellcheck disable=SC2034  # for the scripts that source this one (MPI_IFACE)
+CLUSTER_SUBNET=198.18.0.0/15
+CLUSTER_NODES=0
+CLUSTER_COUNT=0
+
+cluster_namespace() { echo "${CLUSTER_TAG}-n$1"; }
+cluster_veth() { echo "${CLUSTER_TAG}v$1"; }
+
+cluster_up() {
+  local nodes=$1 slots=$2 k ns
+  : "${CLUSTER_DIR:?set CLUSTER_DIR to a work directory}"
+  if [[ $(id -u) -ne 0 ]]; then echo "SKIP: network namespaces need root"; return 77; fi
+  # + b (bridge), v<K> (veths), -n<K> (namespaces); interface names have at most 15 characters
+  CLUSTER_TAG=dn$(( $$ % 100000 ))g$(( CLUSTER_COUNT++ % 100 ))
+  for tool in ip unshare; do
+    command -v "$tool" > /dev/null || { echo "SKIP: $tool is not installed"; return 77; }
+  done
+  if ! ip link add "${CLUSTER_TAG}b" type bridge 2> "$CLUSTER_DIR/ip.err"; then
+    echo "SKIP: cannot create a bridge: $(cat "$CLUSTER_DIR/ip.err")"
+    return 77
+  fi
+  CLUSTER_NODES=$nodes
+  ip link set "${CLUSTER_TAG}b" up || return 1
+  : > "$CLUSTER_DIR/hosts"
+  : > "$CLUSTER_DIR/hostfile"
+  for (( k = 0; k < nodes; ++k )); do
+    ns=$(cluster_namespace "$k")
+    if ! ip netns add "$ns" 2> "$CLUSTER_DIR/ip.err"; then
+      echo "SKIP: cannot create a network namespace: $(cat "$CLUSTER_DIR/ip.err")"
+      return 77
+    fi
+    ip link add "$(cluster_veth "$k")" type veth peer name eth0 netns "$ns" &&
+      ip link set "$(cluster_veth "$k")" master "${CLUSTER_TAG}b" up &&
+      ip -n "$ns" addr add "198.18.0.$(( k + 1 ))/24" dev eth0 &&
+      ip -n "$ns" link set eth0 up &&
+      ip -n "$ns" link set lo up || return 1
+    echo "198.18.0.$(( k + 1 )) $ns node$k" >> "$CLUSTER_DIR/hosts"
+    echo "198.18.0.$(( k + 1 )) slots=$slots" >> "$CLUSTER_DIR/hostfile"
+  done
+  if ! cluster_exec 0 true 2> "$CLUSTER_DIR/ip.err"; then
+    echo "SKIP: cannot enter a namespace with its own hostname: $(cat "$CLUSTER_DIR/ip.err")"
+    return 77
+  fi
+  export NETNS_CLUSTER_HOSTS=$CLUSTER_DIR/hosts
+}
+
+cluster_exec() {
+  local k=$1
+  shift
+  # shellcheck disable=SC2016  # expanded by that sh
+  ip netns exec "$(cluster_namespace "$k")" unshare --uts \
+    sh -c 'hostname "$1" && shift && exec "$@"' cluster_exec "node$k" "$@"
+}
+
+cluster_cut_link() { ip link set "$(cluster_veth "$1")" down; }
+
+cluster_pids() {
+  local k
+  if (( $# > 0 )); then
+    ip netns pids "$(cluster_namespace "$1")" 2> /dev/null
+    return 0
+  fi
+  for (( k = 0; k < CLUSTER_NODES; ++k )); do cluster_pids "$k"; done
+}
+
+cluster_kill_node() {
+  local pids
+  pids=$(cluster_pids "$1")
+  # shellcheck disable=SC2086  # a list of pids
+  [[ -n $pids ]] && kill -KILL $pids 2> /dev/null
+  return 0
+}
+
+cluster_down() {
+  local k try
+  for (( k = 0; k < CLUSTER_NODES; ++k )); do
+    for (( try = 0; try < 50; ++try )); do  # a dying process may still fork for a moment
+      [[ -z $(cluster_pids "$k") ]] && break
+      cluster_kill_node "$k"
+      sleep 0.1
+    done
+    # The veth pair goes with its root end; the namespace itself lingers (unnamed) while sockets
+    # of the cut connections in it time out, so its end would otherwise keep the pair alive.
+    ip link del "$(cluster_veth "$k")" 2> /dev/null
+    ip netns del "$(cluster_namespace "$k")" 2> /dev/null
+  done
+  ip link del "${CLUSTER_TAG}b" 2> /dev/null
+  CLUSTER_NODES=0
+  return 0
+}
