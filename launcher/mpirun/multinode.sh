@@ -72,17 +72,18 @@ if [[ ${DRY_RUN:-0} == 1 ]]; then
   exit 0
 fi
 
-# mpirun names a lost node ("Remote daemon: [[1,0],2] on node node03"), not the ranks it ran:
-# add them. Ranks fill the hostfile's nodes in order, per_node on each (--map-by ppr).
+# Open MPI names a lost node ("Remote daemon: [[1,0],2] on node node03" when its daemon is gone,
+# "Peer host: node03" when a rank there hung up), not the ranks it ran: add them, once per node.
+# Ranks fill the hostfile's nodes in order, per_node on each (--map-by ppr).
 name_lost_ranks() {
   awk -v hosts="$(awk '!/^[[:space:]]*(#|$)/ { print $1 }' "$hostfile" | tr '\n' ' ')" \
       -v per_node="$per_node" -v np="$np" '
     BEGIN { count = split(hosts, host, " ") }
     { print; fflush() }
-    /Remote daemon:.* on node / {
+    /Remote daemon:.* on node |^ *Peer host: / {
       lost = $NF
       for (i = 1; i <= count; ++i) {
-        if (host[i] != lost) continue
+        if (host[i] != lost || named[lost]++) continue
         first = (i - 1) * per_node
         last = (i * per_node < np ? i * per_node : np) - 1
         printf "multinode.sh: lost node %s, which ran world rank%s %d%s\n", lost,

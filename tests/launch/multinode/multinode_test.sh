@@ -81,10 +81,9 @@ run_multinode() {
   local dir=$1 np=$2
   shift 2
   mkdir -p "$dir"
-  # shellcheck disable=SC2046  # train_args is a word list without spaces
-  timeout -k 5 "$job_limit" ip netns exec "$(cluster_namespace 0)" unshare --uts \
-    sh -c 'hostname node0 && exec "$@"' run_multinode \
-    "$root/launcher/mpirun/multinode.sh" "$CLUSTER_DIR/hostfile" "$np" "$root/configs/tiny.pbtxt" \
+  # shellcheck disable=SC2046,SC2016  # train_args: words without spaces; $1, $@: bash -c's
+  timeout -k 5 "$job_limit" bash -c 'source "$1" && shift && netns_enter "$@"' run_multinode \
+    "$here/netns_cluster.sh" "$(cluster_namespace 0)" node0 "$root/launcher/mpirun/multinode.sh" "$CLUSTER_DIR/hostfile" "$np" "$root/configs/tiny.pbtxt" \
     $(train_args "$dir") "$@" > "$dir/out.txt" 2>&1
 }
 
@@ -95,7 +94,7 @@ run_one_node() {
   mkdir -p "$dir"
   # shellcheck disable=SC2046
   timeout -k 5 "$job_limit" env -u OMPI_MCA_btl -u OMPI_MCA_plm_rsh_agent \
-    ip netns exec "$(cluster_namespace 0)" mpirun -np "$np" --allow-run-as-root --oversubscribe \
+    nsenter --net="/run/netns/$(cluster_namespace 0)" mpirun -np "$np" --allow-run-as-root --oversubscribe \
     --bind-to none -x OMP_NUM_THREADS -x OMP_WAIT_POLICY -x GLOG_logtostderr \
     "$deepnet" train --config "$root/configs/tiny.pbtxt" $(train_args "$dir") "$@" \
     > "$dir/out.txt" 2>&1

@@ -6,6 +6,7 @@
 #   cluster_up NODES SLOTS     create the nodes; writes $CLUSTER_DIR/hostfile (one line per node:
 #                              its address, slots=SLOTS) and $CLUSTER_DIR/hosts (for the agent)
 #   cluster_exec K CMD...      run CMD on node K (its namespace and hostname)
+#   netns_enter NS NAME CMD... become CMD in network namespace NS with hostname NAME (exec)
 #   cluster_cut_link K         take node K's link down (its veth in the root namespace)
 #   cluster_kill_node K        kill -9 every process of node K
 #   cluster_pids [K]           the processes of node K, or of every node
@@ -34,7 +35,7 @@ cluster_up() {
   if [[ $(id -u) -ne 0 ]]; then echo "SKIP: network namespaces need root"; return 77; fi
   # + b (bridge), v<K> (veths), -n<K> (namespaces); interface names have at most 15 characters
   CLUSTER_TAG=dn$(( $$ % 100000 ))g$(( CLUSTER_COUNT++ % 100 ))
-  for tool in ip unshare; do
+  for tool in ip unshare nsenter; do
     command -v "$tool" > /dev/null || { echo "SKIP: $tool is not installed"; return 77; }
   done
   if ! ip link add "${CLUSTER_TAG}b" type bridge 2> "$CLUSTER_DIR/ip.err"; then
@@ -66,12 +67,20 @@ cluster_up() {
   export NETNS_CLUSTER_HOSTS=$CLUSTER_DIR/hosts
 }
 
+# nsenter rather than `ip netns exec`, which also remounts /sys and so hides /sys/fs/cgroup
+# (slurmd needs it). A process started here, and all it starts, stays in the node.
+netns_enter() {
+  local namespace=$1 name=$2
+  shift 2
+  # shellcheck disable=SC2016  # expanded by that sh
+  exec nsenter --net="/run/netns/$namespace" unshare --uts \
+    sh -c 'hostname "$1" && shift && exec "$@"' netns_enter "$name" "$@"
+}
+
 cluster_exec() {
   local k=$1
   shift
-  # shellcheck disable=SC2016  # expanded by that sh
-  ip netns exec "$(cluster_namespace "$k")" unshare --uts \
-    sh -c 'hostname "$1" && shift && exec "$@"' cluster_exec "node$k" "$@"
+  (netns_enter "$(cluster_namespace "$k")" "node$k" "$@")
 }
 
 cluster_cut_link() { ip link set "$(cluster_veth "$1")" down; }

@@ -17,6 +17,6 @@ if [[ -z ${namespace:-} ]]; then
   echo "netns_rsh_agent.sh: $host is not a node of the test bed ($NETNS_CLUSTER_HOSTS)" >&2
   exit 255  # what ssh returns when it cannot reach the host
 fi
-# shellcheck disable=SC2016  # expanded by that sh
-exec ip netns exec "$namespace" unshare --uts sh -c 'hostname "$1" && exec sh -c "exec $2"' \
-  netns_rsh_agent "$name" "$*"
+# shellcheck source=tests/launch/multinode/netns_cluster.sh
+source "$(dirname "$0")/netns_cluster.sh"
+netns_enter "$namespace" "$name" sh -c "exec $*"
