@@ -8,12 +8,22 @@
 // linear (linear_forward with a bias). bench/pair_ratio.py prints the ratios to raw.
 // Run: OMP_NUM_THREADS=2 gemm_bench --benchmark_repetitions=3
 //      --benchmark_enable_random_interleaving=true --benchmark_out=gemm.json
+//
+// Like deepnet, it first picks the OpenBLAS core (kernels/cpu/blas_core.h; OPENBLAS_CORETYPE set
+// by hand wins), then prints the BLAS start-up line and the machine's sgemm peak: the best of a few
+// square cblas_sgemm calls that OpenBLAS threads itself. `gemm_bench --peak` prints only those two
+// lines (bench/torch_step_bench.py reads them).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/blas_core.h"
 #include "kernels/cpu/gemm.h"
 
 namespace deepnet::cpu {
@@ -78,6 +88,22 @@ void BM_Product(benchmark::State& state, Product product, Variant variant, int N
       benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// GFLOP/s of the fastest of a few square sgemm calls (after one warm-up), threaded by OpenBLAS.
+double MeasureSgemmPeakGflops() {
+  constexpr int kSize = 2048, kCalls = 5;
+  std::vector<float> a(kSize * kSize, 0.5f), b(kSize * kSize, 0.25f), c(kSize * kSize);
+  double best_s = 1e30;
+  for (int call = 0; call <= kCalls; ++call) {
+    const auto start = std::chrono::steady_clock::now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kSize, kSize, kSize, 1.0f, a.data(),
+                kSize, b.data(), kSize, 0.0f, c.data(), kSize);
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (call > 0) best_s = std::min(best_s, s);
+  }
+  return 2.0 * kSize * kSize * kSize / best_s * 1e-9;
+}
+
 void RegisterAll() {
   const std::pair<Product, const char*> products[] = {{Product::kForward, "fwd"},
                                                       {Product::kBackwardData, "bwd_data"},
@@ -108,6 +134,16 @@ void RegisterAll() {
 }  // namespace deepnet::cpu
 
 int main(int argc, char** argv) {
+  deepnet::cpu::ChooseBlasCoreOrReexec(argv);
+  const deepnet::cpu::BlasReport blas = deepnet::cpu::CurrentBlasReport();
+  const double peak = deepnet::cpu::MeasureSgemmPeakGflops();
+  std::printf("%s\nsgemm peak: %.1f GFLOP/s (2048^3, %d threads, core %s)\n",
+              deepnet::cpu::BlasStartupLine(blas).c_str(), peak, blas.threads, blas.core.c_str());
+  std::fflush(stdout);
+  if (argc == 2 && std::strcmp(argv[1], "--peak") == 0) return 0;
+  benchmark::AddCustomContext("blas", deepnet::cpu::BlasStartupLine(blas));
+  benchmark::AddCustomContext("blas_core", blas.core);
+  benchmark::AddCustomContext("sgemm_peak_gflops", std::to_string(peak));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   deepnet::cpu::RegisterAll();
