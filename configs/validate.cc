@@ -11,6 +11,8 @@
 
 #include "configs/config.h"
 #include "configs/config_util.h"
+#include "configs/stage_units.h"
+#include "parallel/schedule.h"
 
 namespace deepnet::config {
 namespace {
@@ -298,6 +300,10 @@ void CheckParallel(const RunConfig& config, Checker& check) {
   check.AtLeast("parallel.comm_timeout_seconds", parallel.comm_timeout_seconds(), 1);
   check.AtLeast("parallel.stage_memory_limit_mb", parallel.stage_memory_limit_mb(), 0,
                 " (0 = no limit)");
+  if (!parallel.stage_units().empty()) {
+    const StatusOr<std::vector<int>> units = ParseStageUnits(parallel.stage_units());
+    if (!units.ok()) check.Fail({"parallel.stage_units"}, units.status().message());
+  }
 }
 
 void CheckOutputs(const RunConfig& config, Checker& check) {
