@@ -1,7 +1,6 @@
 // Chrome trace writer (see the header for the layout).
 #include "parallel/trace.h"
 
-#include <cstdio>
 #include <utility>
 
 #include "runtime/atomic_file.h"
@@ -9,34 +8,44 @@
 namespace deepnet {
 namespace {
 
-std::string FormatNumber(double value) {
-  char text[40];
-  std::snprintf(text, sizeof(text), "%.3f", value);  // µs with nanosecond resolution
-  return text;
+// Numbers with 3 decimals: times in µs to the nanosecond (double args alike).
+JsonValue ThreeDecimals(double value) { return JsonValue::Fixed(value, 3); }
+
+JsonValue ArgValue(const TraceArg& arg) {
+  if (const auto* i = std::get_if<int64_t>(&arg.value)) return JsonValue::Int(*i);
+  if (const auto* d = std::get_if<double>(&arg.value)) return ThreeDecimals(*d);
+  return JsonValue::String(std::get<std::string>(arg.value));
 }
 
-std::string Quoted(std::string_view text) { return "\"" + JsonEscape(text) + "\""; }
-
-std::string ArgValue(const TraceArg& arg) {
-  if (const auto* i = std::get_if<int64_t>(&arg.value)) return std::to_string(*i);
-  if (const auto* d = std::get_if<double>(&arg.value)) return FormatNumber(*d);
-  return Quoted(std::get<std::string>(arg.value));
-}
-
-std::string EventJson(const TraceEvent& e) {
-  std::string json = "{\"name\":" + Quoted(e.name) + ",\"cat\":" + Quoted(e.category) +
-                     ",\"ph\":\"X\",\"pid\":" + std::to_string(e.pid) +
-                     ",\"tid\":" + std::to_string(e.tid) + ",\"ts\":" + FormatNumber(e.start_us) +
-                     ",\"dur\":" + FormatNumber(e.duration_us);
+JsonValue EventJson(const TraceEvent& e) {
+  JsonValue json = JsonValue::Object();
+  json.AddNew("name", JsonValue::String(e.name));
+  json.AddNew("cat", JsonValue::String(e.category));
+  json.AddNew("ph", JsonValue::String("X"));
+  json.AddNew("pid", JsonValue::Int(e.pid));
+  json.AddNew("tid", JsonValue::Int(e.tid));
+  json.AddNew("ts", ThreeDecimals(e.start_us));
+  json.AddNew("dur", ThreeDecimals(e.duration_us));
   if (!e.args.empty()) {
-    json += ",\"args\":{";
-    for (size_t i = 0; i < e.args.size(); ++i) {
-      if (i > 0) json += ",";
-      json += Quoted(e.args[i].key) + ":" + ArgValue(e.args[i]);
-    }
-    json += "}";
+    JsonValue args = JsonValue::Object();
+    for (const TraceArg& arg : e.args) args.Set(arg.key, ArgValue(arg));
+    json.AddNew("args", std::move(args));
   }
-  return json + "}";
+  return json;
+}
+
+// A metadata event ("ph": "M") of process `pid`, and of thread `tid` when it is not negative.
+JsonValue MetadataEvent(std::string_view name, int pid, int tid, std::string_view arg_key,
+                        JsonValue arg_value) {
+  JsonValue json = JsonValue::Object();
+  json.AddNew("name", JsonValue::String(std::string(name)));
+  json.AddNew("ph", JsonValue::String("M"));
+  json.AddNew("pid", JsonValue::Int(pid));
+  if (tid >= 0) json.AddNew("tid", JsonValue::Int(tid));
+  JsonValue args = JsonValue::Object();
+  args.AddNew(std::string(arg_key), std::move(arg_value));
+  json.AddNew("args", std::move(args));
+  return json;
 }
 
 std::string_view CategoryOf(ActionKind kind) {
@@ -94,48 +103,16 @@ size_t AddGroupEvent(const RankTimeline& timeline, size_t first, int rank, doubl
 
 }  // namespace
 
-std::string JsonEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char code[8];
-          std::snprintf(code, sizeof(code), "\\u%04x", static_cast<unsigned char>(c));
-          out += code;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
 void TraceWriter::NameProcess(int pid, std::string_view name, int sort_index) {
-  const std::string p = std::to_string(pid);
-  metadata_.push_back("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":" + p +
-                      ",\"args\":{\"name\":" + Quoted(name) + "}}");
-  metadata_.push_back("{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":" + p +
-                      ",\"args\":{\"sort_index\":" + std::to_string(sort_index) + "}}");
+  metadata_.push_back(
+      MetadataEvent("process_name", pid, -1, "name", JsonValue::String(std::string(name))));
+  metadata_.push_back(
+      MetadataEvent("process_sort_index", pid, -1, "sort_index", JsonValue::Int(sort_index)));
 }
 
 void TraceWriter::NameThread(int pid, int tid, std::string_view name) {
-  metadata_.push_back("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" + std::to_string(pid) +
-                      ",\"tid\":" + std::to_string(tid) + ",\"args\":{\"name\":" + Quoted(name) +
-                      "}}");
+  metadata_.push_back(
+      MetadataEvent("thread_name", pid, tid, "name", JsonValue::String(std::string(name))));
 }
 
 void TraceWriter::NameRank(int rank, int stage) {
@@ -155,12 +132,12 @@ void TraceWriter::Append(const TraceWriter& other) {
 std::string TraceWriter::ToJson() const {
   std::string json = "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n";
   bool first = true;
-  auto line = [&](const std::string& event) {
+  auto line = [&](const JsonValue& event) {
     if (!first) json += ",\n";
-    json += event;
+    json += event.Serialize();
     first = false;
   };
-  for (const std::string& m : metadata_) line(m);
+  for (const JsonValue& m : metadata_) line(m);
   for (const TraceEvent& e : events_) line(EventJson(e));
   return json + "\n]}\n";
 }

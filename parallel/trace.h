@@ -20,6 +20,7 @@
 
 #include "parallel/schedule.h"
 #include "parallel/simulator.h"
+#include "runtime/json.h"
 #include "runtime/status.h"
 
 namespace deepnet {
@@ -60,7 +61,7 @@ class TraceWriter {
   Status WriteFile(const std::string& path) const;
 
  private:
-  std::vector<std::string> metadata_;  // rendered "ph": "M" events
+  std::vector<JsonValue> metadata_;  // "ph": "M" events
   std::vector<TraceEvent> events_;
 };
 
@@ -91,8 +92,5 @@ struct SimulationTraceOptions {
 // The simulated timeline as a trace: one event per compute action, and per communication group
 // that took time (named by its actions joined with " + ").
 TraceWriter SimulationTrace(const Simulation& simulation, const SimulationTraceOptions& options);
-
-// JSON string literal contents: quotes, backslashes and control characters escaped.
-std::string JsonEscape(std::string_view text);
 
 }  // namespace deepnet

@@ -4,8 +4,6 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "parallel/trace.h"
-
 namespace deepnet {
 
 int64_t BoundaryMessageBytes(const config::ModelConfig& model, const ProfileShape& shape) {
@@ -50,8 +48,7 @@ SchedulePrediction PredictSchedule(const ProfiledCosts& costs, ScheduleKind kind
                                    const PredictionOptions& options) {
   SchedulePrediction prediction;
   prediction.kind = kind;
-  prediction.virtual_chunks =
-      kind == ScheduleKind::kInterleaved1F1B ? options.interleaved_chunks : 1;
+  prediction.virtual_chunks = InfoOf(kind).takes_virtual_chunks ? options.interleaved_chunks : 1;
   ScheduleOptions schedule;
   schedule.stages = options.stages;
   schedule.micro_batches = options.micro_batches;
@@ -79,7 +76,8 @@ SchedulePrediction PredictSchedule(const ProfiledCosts& costs, ScheduleKind kind
   }
   SimulationCosts simulation_costs = ChunkCosts(prediction.plan, costs, options.send_s);
   simulation_costs.cores = options.cores;
-  StatusOr<Simulation> simulation = Simulate(*ranks, simulation_costs);
+  StatusOr<Simulation> simulation =
+      Simulate(*ranks, simulation_costs, PlacementOf(kind, schedule).value());
   if (!simulation.ok()) {
     prediction.status = simulation.status();
     return prediction;
@@ -95,9 +93,8 @@ SchedulePrediction PredictSchedule(const ProfiledCosts& costs, ScheduleKind kind
 std::vector<SchedulePrediction> PredictAllSchedules(const ProfiledCosts& costs,
                                                     const PredictionOptions& options) {
   std::vector<SchedulePrediction> predictions;
-  for (const ScheduleKind kind : {ScheduleKind::kGpipe, ScheduleKind::kOneFOneB,
-                                  ScheduleKind::kInterleaved1F1B, ScheduleKind::kZeroBubbleH1}) {
-    predictions.push_back(PredictSchedule(costs, kind, options));
+  for (const ScheduleKindInfo& info : AllScheduleKinds()) {
+    predictions.push_back(PredictSchedule(costs, info.kind, options));
   }
   return predictions;
 }
@@ -145,39 +142,33 @@ ProfiledCosts WithInputOnlyBackward(const ProfiledCosts& costs) {
 
 std::string PredictionsToJson(const std::vector<SchedulePrediction>& predictions,
                               const std::vector<UnitCost>& units) {
-  auto number = [](double v) {
-    char text[40];
-    std::snprintf(text, sizeof(text), "%.9g", v);
-    return std::string(text);
-  };
-  std::string json = "[\n";
-  for (size_t i = 0; i < predictions.size(); ++i) {
-    const SchedulePrediction& p = predictions[i];
-    json += "  {\"schedule\": \"" + ScheduleFileStem(p.kind) +
-            "\", \"virtual_chunks\": " + std::to_string(p.virtual_chunks);
+  JsonValue json = JsonValue::Array();
+  for (const SchedulePrediction& p : predictions) {
+    JsonValue& prediction = json.Append(JsonValue::Object());
+    prediction.AddNew("schedule", JsonValue::String(ScheduleFileStem(p.kind)));
+    prediction.AddNew("virtual_chunks", JsonValue::Int(p.virtual_chunks));
     if (!p.status.ok()) {
-      json += ", \"error\": \"" + JsonEscape(p.status.ToString()) + "\"}";
-    } else {
-      json += ", \"step_s\": " + number(p.simulation.makespan_s) +
-              ", \"bubble\": " + number(p.simulation.bubble_fraction) +
-              ", \"bottleneck_s\": " + number(p.plan.bottleneck_s) +
-              ", \"peak_rank_bytes\": " + std::to_string(p.peak_stage_bytes) +
-              ",\n   \"stages\": [";
-      for (size_t k = 0; k < p.plan.stages.size(); ++k) {
-        const StagePlan& s = p.plan.stages[k];
-        json += std::string(k > 0 ? ",\n     " : "\n     ") +
-                "{\"rank\": " + std::to_string(s.rank) + ", \"chunk\": " + std::to_string(s.chunk) +
-                ", \"first_unit\": " + std::to_string(s.first_unit) +
-                ", \"end_unit\": " + std::to_string(s.end_unit) + ", \"first\": \"" +
-                JsonEscape(units[s.first_unit].name) + "\", \"last\": \"" +
-                JsonEscape(units[s.end_unit - 1].name) + "\", \"time_s\": " + number(s.time_s) +
-                ", \"memory_bytes\": " + std::to_string(s.memory_bytes) + "}";
-      }
-      json += "]}";
+      prediction.AddNew("error", JsonValue::String(p.status.ToString()));
+      continue;
     }
-    json += i + 1 < predictions.size() ? ",\n" : "\n";
+    prediction.AddNew("step_s", SecondsJson(p.simulation.makespan_s));
+    prediction.AddNew("bubble", JsonValue::Double(p.simulation.bubble_fraction, 9));
+    prediction.AddNew("bottleneck_s", SecondsJson(p.plan.bottleneck_s));
+    prediction.AddNew("peak_rank_bytes", JsonValue::Int(p.peak_stage_bytes));
+    JsonValue& stages = prediction.AddNew("stages", JsonValue::Array());
+    for (const StagePlan& s : p.plan.stages) {
+      JsonValue& stage = stages.Append(JsonValue::Object());
+      stage.AddNew("rank", JsonValue::Int(s.rank));
+      stage.AddNew("chunk", JsonValue::Int(s.chunk));
+      stage.AddNew("first_unit", JsonValue::Int(s.first_unit));
+      stage.AddNew("end_unit", JsonValue::Int(s.end_unit));
+      stage.AddNew("first", JsonValue::String(units[s.first_unit].name));
+      stage.AddNew("last", JsonValue::String(units[s.end_unit - 1].name));
+      stage.AddNew("time_s", SecondsJson(s.time_s));
+      stage.AddNew("memory_bytes", JsonValue::Int(s.memory_bytes));
+    }
   }
-  return json + "]\n";
+  return json.SerializeIndented() + "\n";
 }
 
 std::string ScheduleFileStem(ScheduleKind kind) { return std::string(ScheduleKindName(kind)); }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 
 namespace deepnet {
@@ -17,6 +18,24 @@ constexpr int kAxisPx = 34;
 constexpr int kLegendPx = 26;
 constexpr double kCharPx = 6.6;  // width of one 11 px digit
 
+// printf into the end of `out`, whatever the length (a title or a name may be long).
+__attribute__((format(printf, 2, 3))) void Appendf(std::string& out, const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  va_list again;
+  va_copy(again, args);
+  const int length = std::vsnprintf(nullptr, 0, format, args);
+  va_end(args);
+  if (length > 0) {
+    const size_t old_size = out.size();
+    out.resize(old_size + static_cast<size_t>(length) + 1);  // vsnprintf writes a terminating NUL
+    std::vsnprintf(out.data() + old_size, static_cast<size_t>(length) + 1, format, again);
+    out.resize(old_size + static_cast<size_t>(length));
+  }
+  va_end(again);
+}
+
+// Text for element content and attribute values.
 std::string XmlEscape(const std::string& text) {
   std::string out;
   for (const char c : text) {
@@ -26,6 +45,8 @@ std::string XmlEscape(const std::string& text) {
       out += "&gt;";
     } else if (c == '&') {
       out += "&amp;";
+    } else if (c == '"') {
+      out += "&quot;";
     } else {
       out += c;
     }
@@ -56,8 +77,8 @@ std::string Colour(ActionKind kind, int chunk) {
   const Rgb base = BaseColour(kind);
   const double keep = std::pow(0.6, std::min(chunk, 3));
   auto mix = [&](int channel) { return static_cast<int>(255 - (255 - channel) * keep); };
-  char text[16];
-  std::snprintf(text, sizeof(text), "#%02x%02x%02x", mix(base.r), mix(base.g), mix(base.b));
+  std::string text;
+  Appendf(text, "#%02x%02x%02x", mix(base.r), mix(base.g), mix(base.b));
   return text;
 }
 
@@ -93,42 +114,33 @@ void AppendBox(const TimedAction& timed, double x0, double px_per_s, double y, s
   const Action& a = timed.action;
   const double x = x0 + timed.start_s * px_per_s;
   const double w = std::max(0.5, (timed.end_s - timed.start_s) * px_per_s);
-  char text[512];
-  std::snprintf(text, sizeof(text),
-                "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%d\" fill=\"%s\" "
-                "stroke=\"#ffffff\" stroke-width=\"0.6\"><title>%s</title></rect>\n",
-                x, y, w, kRowPx, Colour(a.kind, a.chunk).c_str(), XmlEscape(ToString(a)).c_str());
-  svg += text;
+  Appendf(svg,
+          "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%d\" fill=\"%s\" "
+          "stroke=\"#ffffff\" stroke-width=\"0.6\"><title>%s</title></rect>\n",
+          x, y, w, kRowPx, Colour(a.kind, a.chunk).c_str(), XmlEscape(ToString(a)).c_str());
   if (a.micro_batch < 0) return;
   const std::string label = Label(a);
   if (w < kCharPx * static_cast<double>(label.size()) + 3) return;
   const char* ink = a.chunk > 0 ? "#222222" : "#ffffff";
-  std::snprintf(text, sizeof(text),
-                "<text x=\"%.2f\" y=\"%.1f\" fill=\"%s\" text-anchor=\"middle\">%s</text>\n",
-                x + w / 2, y + kRowPx / 2.0 + 4, ink, label.c_str());
-  svg += text;
+  Appendf(svg, "<text x=\"%.2f\" y=\"%.1f\" fill=\"%s\" text-anchor=\"middle\">%s</text>\n",
+          x + w / 2, y + kRowPx / 2.0 + 4, ink, label.c_str());
 }
 
 void AppendAxis(double makespan_s, const AxisUnit& unit, double x0, double plot_px, double y,
                 std::string& svg) {
   const double span = makespan_s * unit.scale;
   const double step = NiceStep(span > 0 ? span : 1.0, 10);
-  char text[256];
-  std::snprintf(text, sizeof(text),
-                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555555\"/>\n", x0,
-                y, x0 + plot_px, y);
-  svg += text;
+  Appendf(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555555\"/>\n", x0,
+          y, x0 + plot_px, y);
   for (double v = 0.0; v <= span * (1 + 1e-9); v += step) {
     const double x = x0 + (span > 0 ? v / span : 0.0) * plot_px;
-    std::snprintf(text, sizeof(text),
-                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555555\"/>"
-                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
-                  x, y, x, y + 4, x, y + 16, v);
-    svg += text;
+    Appendf(svg,
+            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555555\"/>"
+            "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
+            x, y, x, y + 4, x, y + 16, v);
   }
-  std::snprintf(text, sizeof(text), "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
-                x0 + plot_px, y + 30, unit.name);
-  svg += text;
+  Appendf(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", x0 + plot_px, y + 30,
+          unit.name);
 }
 
 // Which kinds of boxes the picture has, for the legend.
@@ -179,16 +191,13 @@ void AppendLegend(const Present& present, double x, double y, std::string& svg) 
                  {present.weight, ActionKind::kBackwardWeight, "W weight grad", nullptr},
                  {present.other, ActionKind::kOptimizerStep, "reduce / optimizer", nullptr},
                  {true, ActionKind::kForward, "idle", "#ffffff"}};
-  char text[256];
   for (const auto& e : entries) {
     if (!e.shown) continue;
     const std::string fill = e.fill != nullptr ? e.fill : Colour(e.kind, 0);
-    std::snprintf(
-        text, sizeof(text),
-        "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"12\" fill=\"%s\" "
-        "stroke=\"#bbbbbb\" stroke-width=\"0.5\"/><text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
-        x, y, fill.c_str(), x + 19, y + 10, e.name);
-    svg += text;
+    Appendf(svg,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"12\" fill=\"%s\" "
+            "stroke=\"#bbbbbb\" stroke-width=\"0.5\"/><text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
+            x, y, fill.c_str(), x + 19, y + 10, e.name);
     x += 34 + 6.2 * static_cast<double>(std::string(e.name).size());
   }
 }
@@ -205,28 +214,24 @@ std::string RenderTimelineSvg(const Simulation& simulation, const SvgTimelineOpt
   const AxisUnit unit = ChooseAxisUnit(makespan, options.unit_costs);
 
   std::string svg;
-  char text[512];
-  std::snprintf(text, sizeof(text),
-                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-                "viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Arial, sans-serif\" "
-                "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n",
-                options.width_px, height, options.width_px, height);
-  svg += text;
-  std::snprintf(text, sizeof(text),
-                "<text x=\"%d\" y=\"20\" font-size=\"14\" font-weight=\"bold\">%s</text>\n"
-                "<text x=\"%d\" y=\"38\" fill=\"#444444\">step %.4g %s, bubble %.1f%% "
-                "(idle / total)</text>\n",
-                kLeftPx, XmlEscape(options.title).c_str(), kLeftPx, makespan * unit.scale,
-                unit.name, 100.0 * simulation.bubble_fraction);
-  svg += text;
+  Appendf(svg,
+          "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+          "viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Arial, sans-serif\" "
+          "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n",
+          options.width_px, height, options.width_px, height);
+  Appendf(svg,
+          "<text x=\"%d\" y=\"20\" font-size=\"14\" font-weight=\"bold\">%s</text>\n"
+          "<text x=\"%d\" y=\"38\" fill=\"#444444\">step %.4g %s, bubble %.1f%% "
+          "(idle / total)</text>\n",
+          kLeftPx, XmlEscape(options.title).c_str(), kLeftPx, makespan * unit.scale, unit.name,
+          100.0 * simulation.bubble_fraction);
   for (int r = 0; r < ranks; ++r) {
     const double y = kTopPx + r * (kRowPx + kRowGapPx);
-    std::snprintf(text, sizeof(text),
-                  "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">rank %d</text>\n"
-                  "<rect x=\"%d\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"#ffffff\" "
-                  "stroke=\"#cccccc\"/>\n",
-                  kLeftPx - 8, y + kRowPx / 2.0 + 4, r, kLeftPx, y, plot_px, kRowPx);
-    svg += text;
+    Appendf(svg,
+            "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">rank %d</text>\n"
+            "<rect x=\"%d\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"#ffffff\" "
+            "stroke=\"#cccccc\"/>\n",
+            kLeftPx - 8, y + kRowPx / 2.0 + 4, r, kLeftPx, y, plot_px, kRowPx);
     for (TimedAction timed : simulation.ranks[r].actions) {
       if (IsCommunication(timed.action.kind)) continue;
       if (timed.action.kind == ActionKind::kReduceGradients) {

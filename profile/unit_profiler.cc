@@ -11,7 +11,7 @@
 #include <random>
 
 #include "kernels/backends.h"
-#include "parallel/trace.h"
+#include "kernels/cpu/blas_core.h"
 #include "runtime/allocator.h"
 #include "runtime/half.h"
 #include "train/optimizer.h"
@@ -452,43 +452,51 @@ std::string FormatModelProfile(const ModelProfile& profile) {
   return text;
 }
 
+JsonValue SecondsJson(double seconds) { return JsonValue::Double(seconds, 9); }
+
 std::string ModelProfileToJson(const ModelProfile& profile) {
-  auto number = [](double v) {
-    char text[40];
-    std::snprintf(text, sizeof(text), "%.9g", v);
-    return std::string(text);
+  auto timing = [](const TimingStats& t) {
+    JsonValue json = JsonValue::Object();
+    json.AddNew("median_s", SecondsJson(t.median_s));
+    json.AddNew("p10_s", SecondsJson(t.p10_s));
+    json.AddNew("p90_s", SecondsJson(t.p90_s));
+    return json;
   };
-  auto timing = [&](const TimingStats& t) {
-    return "{\"median_s\": " + number(t.median_s) + ", \"p10_s\": " + number(t.p10_s) +
-           ", \"p90_s\": " + number(t.p90_s) + "}";
-  };
-  std::string json = "{\n  \"shape\": {\"batch\": " + std::to_string(profile.shape.batch) +
-                     ", \"source_len\": " + std::to_string(profile.shape.source_len) +
-                     ", \"target_len\": " + std::to_string(profile.shape.target_len) + "},\n";
-  json += "  \"device\": \"" + JsonEscape(profile.device) + "\", \"compute_dtype\": \"" +
-          JsonEscape(DTypeName(profile.compute_dtype)) + "\",\n";
-  json += "  \"recompute\": \"" + std::string(RecomputeName(profile.recompute)) + "\",\n";
-  json += "  \"threads\": " + std::to_string(profile.threads) +
-          ", \"warmup\": " + std::to_string(profile.warmup) +
-          ", \"repetitions\": " + std::to_string(profile.repetitions) + ",\n  \"units\": [\n";
-  for (size_t i = 0; i < profile.kinds.size(); ++i) {
-    const UnitKindProfile& k = profile.kinds[i];
-    json += "    {\"kind\": \"" + JsonEscape(UnitKindName(k.kind)) + "\", \"measured_unit\": \"" +
-            JsonEscape(k.unit_name) + "\", \"count\": " + std::to_string(k.count) +
-            ", \"ring\": " + std::to_string(k.ring) + ",\n     \"forward\": " + timing(k.forward) +
-            ",\n     \"backward\": " + timing(k.backward) +
-            ",\n     \"recompute\": " + timing(k.recompute) +
-            ",\n     \"backward_input\": " + timing(k.backward_input) +
-            ",\n     \"backward_weight\": " + timing(k.backward_weight) +
-            ",\n     \"optimizer\": " + timing(k.optimizer) +
-            ",\n     \"param_bytes\": " + std::to_string(k.param_bytes) +
-            ", \"saved_activation_bytes\": " + std::to_string(k.saved_bytes) +
-            ", \"input_bytes\": " + std::to_string(k.input_bytes) +
-            ", \"forward_peak_bytes\": " + std::to_string(k.forward_peak_bytes) +
-            ", \"backward_peak_bytes\": " + std::to_string(k.backward_peak_bytes) + "}";
-    json += i + 1 < profile.kinds.size() ? ",\n" : "\n";
+  JsonValue shape = JsonValue::Object();
+  shape.AddNew("batch", JsonValue::Int(profile.shape.batch));
+  shape.AddNew("source_len", JsonValue::Int(profile.shape.source_len));
+  shape.AddNew("target_len", JsonValue::Int(profile.shape.target_len));
+  JsonValue json = JsonValue::Object();
+  json.AddNew("shape", std::move(shape));
+  json.AddNew("device", JsonValue::String(profile.device));
+  json.AddNew("compute_dtype", JsonValue::String(std::string(DTypeName(profile.compute_dtype))));
+  json.AddNew("recompute", JsonValue::String(std::string(RecomputeName(profile.recompute))));
+  json.AddNew("threads", JsonValue::Int(profile.threads));
+  json.AddNew("warmup", JsonValue::Int(profile.warmup));
+  json.AddNew("repetitions", JsonValue::Int(profile.repetitions));
+  // The host BLAS core: a profile taken on a mis-detected machine says so.
+  json.AddNew("blas", cpu::BlasReportJson(cpu::CurrentBlasReport()));
+  JsonValue& units = json.AddNew("units", JsonValue::Array());
+  for (const UnitKindProfile& k : profile.kinds) {
+    JsonValue unit = JsonValue::Object();
+    unit.AddNew("kind", JsonValue::String(std::string(UnitKindName(k.kind))));
+    unit.AddNew("measured_unit", JsonValue::String(k.unit_name));
+    unit.AddNew("count", JsonValue::Int(k.count));
+    unit.AddNew("ring", JsonValue::Int(k.ring));
+    unit.AddNew("forward", timing(k.forward));
+    unit.AddNew("backward", timing(k.backward));
+    unit.AddNew("recompute", timing(k.recompute));
+    unit.AddNew("backward_input", timing(k.backward_input));
+    unit.AddNew("backward_weight", timing(k.backward_weight));
+    unit.AddNew("optimizer", timing(k.optimizer));
+    unit.AddNew("param_bytes", JsonValue::Int(k.param_bytes));
+    unit.AddNew("saved_activation_bytes", JsonValue::Int(k.saved_bytes));
+    unit.AddNew("input_bytes", JsonValue::Int(k.input_bytes));
+    unit.AddNew("forward_peak_bytes", JsonValue::Int(k.forward_peak_bytes));
+    unit.AddNew("backward_peak_bytes", JsonValue::Int(k.backward_peak_bytes));
+    units.Append(std::move(unit));
   }
-  return json + "  ]\n}\n";
+  return json.SerializeIndented() + "\n";
 }
 
 }  // namespace deepnet

@@ -29,6 +29,7 @@
 #include "kernels/backend.h"
 #include "model/model.h"
 #include "parallel/cost_model.h"
+#include "runtime/json.h"
 #include "runtime/status.h"
 #include "train/loss_scaler.h"
 #include "train/optimizer.h"
@@ -108,8 +109,12 @@ ProfiledCosts CostsFromProfile(const ModelProfile& profile, const config::ModelC
 
 // The measurement table: one row per unit kind.
 std::string FormatModelProfile(const ModelProfile& profile);
-// profile.json: shape, settings and every measurement (seconds, bytes).
+// profile.json: shape, settings and every measurement (seconds, bytes), indented.
 std::string ModelProfileToJson(const ModelProfile& profile);
+
+// A time in seconds as profile.json and predictions.json write it: 9 significant digits, far
+// finer than the timing noise; null when not finite.
+JsonValue SecondsJson(double seconds);
 
 std::string FormatPassTime(double seconds);  // "12.3 ms", "850 us", "1.25 s"
 std::string FormatMiB(int64_t bytes);        // "3.25 MiB"

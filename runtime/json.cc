@@ -1,6 +1,7 @@
-// Strict JSON: recursive-descent parser and compact emitter.
+// Strict JSON: recursive-descent parser, compact and indented emitters.
 #include "runtime/json.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -31,14 +32,27 @@ JsonValue JsonValue::Uint(uint64_t value) {
   return v;
 }
 
-JsonValue JsonValue::Double(double value) {
+JsonValue JsonValue::FormattedNumber(double value, int digits, bool fixed) {
   if (!std::isfinite(value)) return JsonValue();
-  char buffer[32];
-  const int n = std::snprintf(buffer, sizeof(buffer), "%.17g", value);
+  // Large enough for %.17g of any double; %f of a huge value does not fit and falls back to that.
+  char buffer[64];
+  int n = fixed ? std::snprintf(buffer, sizeof(buffer), "%.*f", digits, value)
+                : std::snprintf(buffer, sizeof(buffer), "%.*g", digits, value);
+  if (n <= 0 || n >= static_cast<int>(sizeof(buffer))) {
+    n = std::snprintf(buffer, sizeof(buffer), "%.17g", value);
+  }
   JsonValue v;
   v.kind_ = Kind::kNumber;
   v.text_.assign(buffer, n);
   return v;
+}
+
+JsonValue JsonValue::Double(double value, int significant_digits) {
+  return FormattedNumber(value, std::clamp(significant_digits, 1, 17), /*fixed=*/false);
+}
+
+JsonValue JsonValue::Fixed(double value, int decimals) {
+  return FormattedNumber(value, std::clamp(decimals, 0, 17), /*fixed=*/true);
 }
 
 JsonValue JsonValue::String(std::string value) {
@@ -184,6 +198,35 @@ std::string JsonValue::Serialize() const {
     }
   }
   return "null";
+}
+
+std::string JsonValue::SerializeIndented(int indent) const {
+  std::string out;
+  // Appends `value` whose first line is already placed, nested `depth` levels deep.
+  auto append = [&](auto& self, const JsonValue& value, int depth) -> void {
+    const bool array = value.is_array();
+    if ((!array && !value.is_object()) ||
+        (array ? value.elements_.empty() : value.members_.empty())) {
+      out += value.Serialize();
+      return;
+    }
+    const std::string inner(static_cast<size_t>(indent) * (depth + 1), ' ');
+    out += array ? "[\n" : "{\n";
+    const size_t count = array ? value.elements_.size() : value.members_.size();
+    for (size_t i = 0; i < count; ++i) {
+      out += inner;
+      if (array) {
+        self(self, value.elements_[i], depth + 1);
+      } else {
+        out += JsonQuote(value.members_[i].first) + ": ";
+        self(self, value.members_[i].second, depth + 1);
+      }
+      out += i + 1 < count ? ",\n" : "\n";
+    }
+    out += std::string(static_cast<size_t>(indent) * depth, ' ') + (array ? "]" : "}");
+  };
+  append(append, *this, 0);
+  return out;
 }
 
 // Recursive descent over the text; `pos_` is the next unread byte.

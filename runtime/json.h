@@ -1,5 +1,5 @@
-// A small, strict JSON value with a parser and an emitter, for file headers and state files
-// (safetensors headers, checkpoint state, metrics lines).
+// A small, strict JSON value with a parser and an emitter: deepnet's one JSON reader and writer
+// (safetensors headers, checkpoint state, metrics lines, traces, profiles and predictions).
 //
 // Strict means RFC 8259 and nothing more: no comments, no trailing commas, no NaN, no duplicate
 // object keys, nesting at most 64 deep. Numbers keep their literal text, so 64-bit integers (steps,
@@ -25,7 +25,12 @@ class JsonValue {
   static JsonValue Bool(bool value);
   static JsonValue Int(int64_t value);
   static JsonValue Uint(uint64_t value);
-  static JsonValue Double(double value);  // non-finite values become null
+  // `significant_digits` 17 (the default) reads back as the same double; fewer give shorter text
+  // for measurements. Non-finite values become null (JSON has no NaN or infinity).
+  static JsonValue Double(double value, int significant_digits = 17);
+  // `decimals` digits after the point, no exponent (trace timestamps: µs to the nanosecond).
+  // Non-finite values become null.
+  static JsonValue Fixed(double value, int decimals);
   static JsonValue String(std::string value);
   static JsonValue Array();
   static JsonValue Object();
@@ -60,9 +65,15 @@ class JsonValue {
 
   // Compact JSON text (no whitespace).
   std::string Serialize() const;
+  // JSON text for people to read: one member or element per line, `indent` spaces per level, ": "
+  // after keys; empty arrays and objects stay "[]" and "{}". Ends without a newline.
+  std::string SerializeIndented(int indent = 2) const;
 
  private:
   friend class JsonParser;
+
+  // `value` printed as %.*g (or %.*f when `fixed`) with `digits`; null when not finite.
+  static JsonValue FormattedNumber(double value, int digits, bool fixed);
 
   Kind kind_ = Kind::kNull;
   bool bool_ = false;

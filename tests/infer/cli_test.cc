@@ -15,7 +15,7 @@
 
 #include "runtime/atomic_file.h"
 #include "tests/train/corpus_run.h"
-#include "tests/train/test_files.h"
+#include "tests/runtime/test_files.h"
 #include "text/file_io.h"
 
 namespace deepnet {

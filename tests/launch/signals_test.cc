@@ -9,7 +9,7 @@
 #include <filesystem>
 
 #include "configs/config.h"
-#include "tests/train/test_files.h"
+#include "tests/runtime/test_files.h"
 #include "tests/train/tiny_run.h"
 #include "train/trainer.h"
 

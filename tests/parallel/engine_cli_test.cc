@@ -16,7 +16,7 @@
 #include "runtime/atomic_file.h"
 #include "runtime/safetensors.h"
 #include "tests/parallel/pipeline_test_util.h"
-#include "tests/train/test_files.h"
+#include "tests/runtime/test_files.h"
 #include "train/checkpoint.h"
 
 namespace deepnet::testing {

@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "parallel/schedule.h"
 #include "parallel/simulator.h"
@@ -35,9 +38,10 @@ int CountOf(const std::string& text, const std::string& needle) {
   return count;
 }
 
-TEST(TraceTest, JsonEscape) {
-  EXPECT_EQ(JsonEscape("a\"b\\c\nd\x01"), "a\\\"b\\\\c\\nd\\u0001");
-  EXPECT_EQ(JsonEscape("send-act 3 -> 2"), "send-act 3 -> 2");
+TEST(TraceTest, NamesAreEscaped) {
+  TraceWriter trace;
+  trace.NameProcess(0, "a\"b\\c\nd\x01", 0);
+  EXPECT_NE(trace.ToJson().find(R"("args":{"name":"a\"b\\c\nd\u0001"})"), std::string::npos);
 }
 
 TEST(TraceTest, OneEventPerComputeAction) {
@@ -151,6 +155,53 @@ TEST(SvgTimelineTest, OneBoxPerPassAndARowPerRank) {
   EXPECT_NE(one_f_one_b.find(">B backward</text>"), std::string::npos);
   EXPECT_EQ(one_f_one_b.find(">W weight grad</text>"), std::string::npos);
   EXPECT_EQ(svg.substr(svg.size() - 7), "</svg>\n");
+}
+
+// The first problem of a text that is not well-formed XML: a '<' or '&' that starts no tag or
+// entity, a closing tag that does not match, an unclosed element. Empty when well-formed.
+std::string XmlProblem(const std::string& xml) {
+  std::vector<std::string> open;
+  for (size_t i = 0; i < xml.size(); ++i) {
+    if (xml[i] == '&') {
+      const size_t end = xml.find(';', i);
+      const std::string entity = xml.substr(i, end == std::string::npos ? 1 : end - i + 1);
+      if (entity != "&lt;" && entity != "&gt;" && entity != "&amp;" && entity != "&quot;") {
+        return "stray '&' at " + std::to_string(i);
+      }
+    } else if (xml[i] == '>') {
+      return "stray '>' at " + std::to_string(i);
+    } else if (xml[i] == '<') {
+      const size_t end = xml.find('>', i);
+      if (end == std::string::npos) return "unclosed tag at " + std::to_string(i);
+      const std::string tag = xml.substr(i + 1, end - i - 1);
+      if (tag.find_first_of("<&") != std::string::npos) return "bad tag at " + std::to_string(i);
+      const size_t quotes = static_cast<size_t>(std::count(tag.begin(), tag.end(), '"'));
+      if (quotes % 2 != 0) return "unbalanced quotes in tag at " + std::to_string(i);
+      const bool closing = tag.front() == '/';
+      const bool empty = tag.back() == '/';
+      const std::string name = tag.substr(closing ? 1 : 0, tag.find_first_of(" /", 1) - closing);
+      if (closing) {
+        if (open.empty() || open.back() != name) return "mismatched </" + name + ">";
+        open.pop_back();
+      } else if (!empty) {
+        open.push_back(name);
+      }
+      i = end;
+    }
+  }
+  return open.empty() ? "" : "unclosed <" + open.back() + ">";
+}
+
+TEST(SvgTimelineTest, LongTitleWithMarkupStaysWellFormed) {
+  SvgTimelineOptions options;
+  for (int i = 0; i < 200; ++i) options.title += "<b> & \"quoted\" ";
+  const std::string svg = RenderTimelineSvg(Simulated(ScheduleKind::kOneFOneB, 2, 4), options);
+  EXPECT_EQ(XmlProblem(svg), "");
+  EXPECT_NE(svg.find("&lt;b&gt; &amp; &quot;quoted&quot; &lt;b&gt;"), std::string::npos);
+  EXPECT_EQ(CountOf(svg, "&lt;b&gt;"), 200);
+  EXPECT_EQ(svg.substr(svg.size() - 7), "</svg>\n");
+  EXPECT_NE(XmlProblem("<svg><text>a < b</text></svg>"), "");  // the checker itself can fail
+  EXPECT_NE(XmlProblem("<svg><text>a</svg>"), "");
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 
 #include "runtime/atomic_file.h"
 #include "runtime/safetensors.h"
-#include "tests/train/test_files.h"
+#include "tests/runtime/test_files.h"
 #include "tests/train/tiny_run.h"
 #include "train/checkpoint.h"
 

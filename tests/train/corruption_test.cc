@@ -20,7 +20,7 @@
 #include "runtime/json.h"
 #include "runtime/safetensors.h"
 #include "tests/train/corpus_run.h"
-#include "tests/train/test_files.h"
+#include "tests/runtime/test_files.h"
 #include "text/file_io.h"
 #include "text/shard.h"
 

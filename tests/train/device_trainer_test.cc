@@ -11,7 +11,7 @@
 #include "configs/config.h"
 #include "kernels/backends.h"
 #include "runtime/safetensors.h"
-#include "tests/train/test_files.h"
+#include "tests/runtime/test_files.h"
 #include "tests/train/tiny_run.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"

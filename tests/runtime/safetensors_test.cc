@@ -1,5 +1,5 @@
 // safetensors: round trip of every dtype with metadata, the exact byte layout (checksums
-// included), strict JSON, corrupt files reported as kDataLoss naming the file, and damage to the
+// included), corrupt files reported as kDataLoss naming the file, and damage to the
 // data or header caught by the checksums, naming the file and the tensor.
 #include "runtime/safetensors.h"
 
@@ -11,8 +11,7 @@
 
 #include "runtime/atomic_file.h"
 #include "runtime/checksum.h"
-#include "runtime/json.h"
-#include "tests/train/test_files.h"
+#include "tests/runtime/test_files.h"
 
 namespace deepnet {
 namespace {
@@ -392,33 +391,6 @@ TEST(SafetensorsChecksumTest, FilesWithoutChecksumsStillLoad) {
   EXPECT_FALSE(reader->Find("x")->crc32.has_value());
   EXPECT_TRUE(reader->Read("x").ok());
   EXPECT_TRUE(reader->Verify().ok());
-}
-
-TEST(JsonTest, ParsesAndSerializesStrictly) {
-  StatusOr<JsonValue> v = ParseJson(
-      R"( {"a": [1, -2.5e3, true, null], "s": "\u00f1\ud83d\ude00\n", "big": 18446744073709551615} )");
-  ASSERT_TRUE(v.ok()) << v.status();
-  EXPECT_EQ(*v->Find("big")->AsUint64(), UINT64_MAX);
-  EXPECT_EQ(*v->Find("a")->elements()[1].AsDouble(), -2500.0);
-  EXPECT_FALSE(v->Find("a")->elements()[1].AsInt64().ok());
-  EXPECT_EQ(v->Find("s")->text(), "ñ😀\n");
-  EXPECT_EQ(v->Serialize(), R"({"a":[1,-2.5e3,true,null],"s":"ñ😀\n","big":18446744073709551615})");
-  for (const char* bad : {"", "01", "1.", "[1,]", "{\"a\":1,}", "{'a':1}", "nan", "\"\t\"", "[1] 2",
-                          "\"\\ud800\"", "{\"a\":1,\"a\":2}"}) {
-    EXPECT_FALSE(ParseJson(bad).ok()) << bad;
-  }
-  std::string deep(100, '[');
-  deep += std::string(100, ']');
-  EXPECT_FALSE(ParseJson(deep).ok());
-}
-
-TEST(JsonTest, DoublesRoundTripExactly) {
-  for (double x : {0.1, 1e-7, 5e-4 / 3.0, 123456789.123456789, -0.0}) {
-    StatusOr<JsonValue> v = ParseJson(JsonValue::Double(x).Serialize());
-    ASSERT_TRUE(v.ok());
-    EXPECT_EQ(*v->AsDouble(), x);
-  }
-  EXPECT_TRUE(JsonValue::Double(std::numeric_limits<double>::quiet_NaN()).is_null());
 }
 
 }  // namespace

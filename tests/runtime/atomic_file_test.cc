@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "tests/train/test_files.h"
+#include "tests/runtime/test_files.h"
 
 namespace deepnet {
 namespace {
