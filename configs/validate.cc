@@ -13,6 +13,7 @@
 #include "configs/config_util.h"
 #include "configs/stage_units.h"
 #include "parallel/schedule.h"
+#include "parallel/schedule.h"
 
 namespace deepnet::config {
 namespace {
@@ -258,14 +259,18 @@ void CheckTraining(const RunConfig& config, Checker& check) {
   }
 }
 
-void CheckParallel(const RunConfig& config, Checker& check) {
+// The schedule's rules come from its entry in the list of schedule kinds (parallel/schedule.h).
+void CheckSchedule(const RunConfig& config, Checker& check) {
   const ParallelConfig& parallel = config.parallel();
-  check.AtLeast("parallel.pipeline_stages", parallel.pipeline_stages(), 1);
-  check.AtLeast("parallel.data_parallel", parallel.data_parallel(), 1);
-  check.AtLeast("parallel.micro_batches", parallel.micro_batches(), 1);
-  check.AtLeast("parallel.virtual_chunks", parallel.virtual_chunks(), 1);
-  const bool interleaved = parallel.schedule() == ParallelConfig::INTERLEAVED_1F1B;
-  if (!interleaved && parallel.virtual_chunks() > 1) {
+  const StatusOr<ScheduleKind> kind =
+      ParseScheduleKind(ParallelConfig::Schedule_Name(parallel.schedule()));
+  if (!kind.ok()) {
+    check.Fail({"parallel.schedule"}, std::string(kind.status().message()));
+    return;
+  }
+  const ScheduleKindInfo& info = InfoOf(*kind);
+  const bool interleaved = *kind == ScheduleKind::kInterleaved1F1B;
+  if (!info.takes_virtual_chunks && parallel.virtual_chunks() > 1) {
     check.Fail({"parallel.virtual_chunks", "parallel.schedule"},
                "got " + std::to_string(parallel.virtual_chunks()) +
                    " but model chunks need parallel.schedule: INTERLEAVED_1F1B; set that or "
@@ -278,13 +283,32 @@ void CheckParallel(const RunConfig& config, Checker& check) {
   }
   const int64_t layers =
       int64_t{config.model().encoder_layers()} + int64_t{config.model().decoder_layers()};
-  const int64_t pieces = int64_t{parallel.pipeline_stages()} * parallel.virtual_chunks();
-  if (parallel.pipeline_stages() >= 1 && parallel.virtual_chunks() >= 1 && layers >= 1 &&
-      pieces > layers) {
-    check.Fail({"parallel.pipeline_stages", "parallel.virtual_chunks"},
-               std::to_string(pieces) + " pipeline pieces (stages x chunks) for " +
-                   std::to_string(layers) + " layers; every piece needs at least one layer");
+  if (parallel.pipeline_stages() >= 1 && parallel.virtual_chunks() >= 1 &&
+      parallel.micro_batches() >= 1 && layers >= 1 &&
+      (parallel.virtual_chunks() == 1 || info.takes_virtual_chunks)) {
+    const StatusOr<ChunkPlacement> placement =
+        PlacementOf(*kind, {.stages = parallel.pipeline_stages(),
+                            .micro_batches = parallel.micro_batches(),
+                            .virtual_chunks = parallel.virtual_chunks()});
+    if (!placement.ok()) {
+      check.Fail({"parallel.schedule", "parallel.micro_batches"},
+                 std::string(placement.status().message()));
+    } else if (placement->num_chunks() > layers) {
+      check.Fail({"parallel.pipeline_stages", "parallel.virtual_chunks"},
+                 std::to_string(placement->num_chunks()) + " pipeline pieces (model chunks of " +
+                     std::string(info.config_name) + ") for " + std::to_string(layers) +
+                     " layers; every piece needs at least one layer");
+    }
   }
+}
+
+void CheckParallel(const RunConfig& config, Checker& check) {
+  const ParallelConfig& parallel = config.parallel();
+  check.AtLeast("parallel.pipeline_stages", parallel.pipeline_stages(), 1);
+  check.AtLeast("parallel.data_parallel", parallel.data_parallel(), 1);
+  check.AtLeast("parallel.micro_batches", parallel.micro_batches(), 1);
+  check.AtLeast("parallel.virtual_chunks", parallel.virtual_chunks(), 1);
+  CheckSchedule(config, check);
   check.AtLeast("parallel.recompute_every", parallel.recompute_every(), 1);
   if (parallel.backend() == ParallelConfig::CPU && (parallel.precision() == ParallelConfig::BF16 ||
                                                     parallel.precision() == ParallelConfig::FP16)) {

@@ -15,6 +15,7 @@
 #include "configs/config.h"
 #include "kernels/backends.h"
 #include "launcher/command_line.h"
+#include "parallel/pipeline_trainer.h"
 #include "parallel/trace.h"
 #include "profile/prediction.h"
 #include "profile/timeline_svg.h"
@@ -116,8 +117,7 @@ PredictionOptions PredictionOptionsOf(const config::RunConfig& config, const Pro
 // The configured schedule's split (1F1B when the configured one has no prediction).
 void PrintStageTable(const std::vector<SchedulePrediction>& predictions, const ProfiledCosts& costs,
                      const config::ParallelConfig& parallel) {
-  StatusOr<ScheduleKind> configured =
-      ParseScheduleKind(config::ParallelConfig::Schedule_Name(parallel.schedule()));
+  StatusOr<ScheduleKind> configured = ScheduleKindOf(parallel);
   for (const ScheduleKind kind :
        {configured.ok() ? *configured : ScheduleKind::kOneFOneB, ScheduleKind::kOneFOneB}) {
     for (const SchedulePrediction& p : predictions) {

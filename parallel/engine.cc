@@ -156,9 +156,22 @@ Status PipelineEngine::Forward(const Action& action) {
     result_.loss_sum += io.loss_sum;
     result_.loss_tokens += io.loss_tokens;
   } else {
-    outbox_[{ActionKind::kSendActivation, action.micro_batch, action.chunk}] = std::move(io);
+    Deliver(ActionKind::kSendActivation, action, std::move(io));
   }
   return OkStatus();
+}
+
+void PipelineEngine::Deliver(ActionKind send_kind, const Action& action, Stream stream) {
+  const ChunkPlacement& placement = options_.placement;
+  const int k = chunks_[action.chunk].model_chunk;
+  const bool activation = send_kind == ActionKind::kSendActivation;
+  if (activation ? placement.LocalEdge(k) : placement.LocalEdge(k - 1)) {
+    const int to = placement.LocalOf(activation ? k + 1 : k - 1);
+    received_[{activation ? ActionKind::kRecvActivation : ActionKind::kRecvGradient,
+               action.micro_batch, to}] = std::move(stream);
+    return;
+  }
+  outbox_[{send_kind, action.micro_batch, action.chunk}] = std::move(stream);
 }
 
 void PipelineEngine::Replay(const EngineChunk& chunk, const MicroBatch& mb, Held& held, int begin,
@@ -199,9 +212,7 @@ Status PipelineEngine::Backward(const Action& action, bool split) {
     }
     end = begin;
   }
-  if (!IsFirstModelChunk(chunk)) {
-    outbox_[{ActionKind::kSendGradient, action.micro_batch, action.chunk}] = std::move(grad);
-  }
+  if (!IsFirstModelChunk(chunk)) Deliver(ActionKind::kSendGradient, action, std::move(grad));
   if (!split) held_.erase(it);
   return OkStatus();
 }
@@ -307,30 +318,31 @@ Status PipelineEngine::RunGroup(std::span<const Action> group) {
 }
 
 StatusOr<Stream> PipelineEngine::ForwardOnly(const MicroBatch& mb, const StepContext& ctx) {
-  const int p = options_.stages;
+  const ChunkPlacement& placement = options_.placement;
   DeviceTransfers& transfers = Transfers(*ctx.backend);
-  Stream io;
+  Stream io;  // carries over between two chunks of this rank
   for (const EngineChunk& chunk : chunks_) {
     const int k = chunk.model_chunk;
-    if (k > 0) {
+    if (k > 0 && !placement.LocalEdge(k - 1)) {
       const int first = chunk.units.front()->index();
       io = layout_.Allocate(layout_.Activation(first), mb, *ctx.backend);
       const StatusOr<std::vector<Tensor>> tensors =
           layout_.Crossing(io, layout_.Activation(first), mb);
       for (size_t t = 0; t < tensors->size(); ++t) {
         const int tag = kEvaluationTagBase + 2 * ((k - 1) % kChunkField) + static_cast<int>(t);
-        RETURN_IF_ERROR(transfers.Recv((*tensors)[t], (k - 1) % p, tag)
+        RETURN_IF_ERROR(transfers.Recv((*tensors)[t], placement.RankOf(k - 1), tag)
                             .WithContext("evaluation, stage " + std::to_string(options_.stage)));
       }
     }
     for (Unit* unit : chunk.units) unit->Forward(ctx, mb, io);
-    if (k == options_.num_model_chunks - 1) return io;
+    if (k == placement.num_chunks() - 1) return io;
+    if (placement.LocalEdge(k)) continue;
     const int end = chunk.units.back()->index() + 1;
     ASSIGN_OR_RETURN(const std::vector<Tensor> tensors,
                      layout_.Crossing(io, layout_.Activation(end), mb));
     for (size_t t = 0; t < tensors.size(); ++t) {
       const int tag = kEvaluationTagBase + 2 * (k % kChunkField) + static_cast<int>(t);
-      RETURN_IF_ERROR(transfers.Send(tensors[t], (k + 1) % p, tag)
+      RETURN_IF_ERROR(transfers.Send(tensors[t], placement.RankOf(k + 1), tag)
                           .WithContext("evaluation, stage " + std::to_string(options_.stage)));
     }
   }

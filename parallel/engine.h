@@ -3,8 +3,8 @@
 // Letters: p stages, v local chunks, m micro-batches of one flush; B, S, T, C the micro-batch's
 // sentences, source length, target length and d_model.
 //
-// The engine holds this rank's model chunks (local chunk c = model chunk c·p + stage) and executes
-// the Action list with one exhaustive switch:
+// The engine holds this rank's model chunks (local chunk c = placement.ModelChunk(stage, c)) and
+// executes the Action list with one exhaustive switch:
 // - Forward runs the chunk's units in order and keeps, per (chunk, micro-batch), what backward
 //   needs: every unit's SavedActivations (recompute NONE / SELECTIVE), or with FULL only the input
 //   Stream of every `recompute_every`-th unit; Backward then re-runs each segment's forward before
@@ -15,6 +15,8 @@
 //   two cross a stage boundary follows from the architecture and the boundary (engine_layout.h).
 //   The actions of one group are posted between GroupStart/GroupEnd and waited for together;
 //   received Streams are kept by (kind, micro-batch, chunk) until the pass that consumes them.
+//   Between two model chunks of this rank (ZB-V's turn) the output is handed over in place, as
+//   if received, without communication.
 //   Receive buffers come from a pool (transfer_buffers.h) and return to it when no pass
 //   references them any more, so steady-state steps receive without allocating. Tensors on a
 //   device the transport cannot read travel through host staging (device_transfers.h); computed
@@ -40,6 +42,7 @@
 
 #include "kernels/backend.h"
 #include "model/unit.h"
+#include "parallel/chunk_placement.h"
 #include "parallel/device_transfers.h"
 #include "parallel/engine_layout.h"
 #include "parallel/engine_reduce.h"
@@ -53,14 +56,13 @@ namespace deepnet {
 
 // A contiguous range of units this rank runs.
 struct EngineChunk {
-  int model_chunk = 0;       // k = c·p + stage
+  int model_chunk = 0;       // k = placement.ModelChunk(stage, c)
   std::vector<Unit*> units;  // model order
 };
 
 struct EngineOptions {
-  int stages = 1;  // p
   int stage = 0;
-  int num_model_chunks = 1;  // p·v
+  ChunkPlacement placement;  // of the schedule the engine runs
   int recompute_every = 1;   // with Recompute::kFull
 };
 
@@ -125,8 +127,11 @@ class PipelineEngine {
   int Tag(const Action& action, int tensor) const;
   bool IsFirstModelChunk(const EngineChunk& c) const { return c.model_chunk == 0; }
   bool IsLastModelChunk(const EngineChunk& c) const {
-    return c.model_chunk == options_.num_model_chunks - 1;
+    return c.model_chunk == options_.placement.num_chunks() - 1;
   }
+  // Where the output of a pass of `chunk` goes: the outbox for a send, or straight to the
+  // received Streams when the neighbouring chunk (k+1 for activations, k−1 for gradients) is here.
+  void Deliver(ActionKind send_kind, const Action& action, Stream stream);
   // "stage 1, actions 7..8 (send-act 3 -> 2, recv-grad 0 <- 2)": where an error happened.
   std::string Where(int index, std::span<const Action> actions) const;
   void Record(std::span<const Action> actions, double start_us);

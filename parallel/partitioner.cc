@@ -217,17 +217,30 @@ StatusOr<PartitionPlan> PartitionUnits(const std::vector<UnitCost>& units,
   ScheduleOptions schedule{.stages = options.stages,
                            .micro_batches = options.micro_batches,
                            .virtual_chunks = options.virtual_chunks};
-  ASSIGN_OR_RETURN(std::vector<int> held, PeakActivationsPerChunk(options.schedule, schedule));
-  const int v = options.virtual_chunks;
+  ASSIGN_OR_RETURN(const std::vector<int> held,
+                   PeakActivationsPerChunk(options.schedule, schedule));
+  ASSIGN_OR_RETURN(const ChunkPlacement placement, PlacementOf(options.schedule, schedule));
+  return PartitionChunks(units, placement, held, options.memory_limit_bytes);
+}
+
+StatusOr<PartitionPlan> PartitionChunks(const std::vector<UnitCost>& units,
+                                        const ChunkPlacement& placement,
+                                        const std::vector<int>& held,
+                                        int64_t memory_limit_bytes) {
+  if (held.size() != static_cast<size_t>(placement.num_chunks())) {
+    return InvalidArgument("peak activations for " + std::to_string(held.size()) +
+                           " chunks, the placement has " +
+                           std::to_string(placement.num_chunks()));
+  }
+  const int v = placement.max_chunks_per_rank();
   std::vector<SegmentBudget> budgets;
   for (int count : held) {
-    budgets.push_back(
-        {.activations_held = count, .memory_limit_bytes = options.memory_limit_bytes / v});
+    budgets.push_back({.activations_held = count, .memory_limit_bytes = memory_limit_bytes / v});
   }
   StatusOr<PartitionPlan> plan = PartitionSegments(units, budgets);
   if (!plan.ok()) {
     if (plan.status().code() != StatusCode::kResourceExhausted) return plan.status();
-    std::string message = "memory limit " + FormatBytes(options.memory_limit_bytes) +
+    std::string message = "memory limit " + FormatBytes(memory_limit_bytes) +
                           " per rank: " + plan.status().message();
     if (v > 1) {
       ASSIGN_OR_RETURN(int64_t needed, MinimumPeakMemory(units, held));
@@ -237,9 +250,9 @@ StatusOr<PartitionPlan> PartitionUnits(const std::vector<UnitCost>& units,
     }
     return ResourceExhausted(message);
   }
-  for (size_t j = 0; j < plan->stages.size(); ++j) {
-    plan->stages[j].rank = static_cast<int>(j) % options.stages;
-    plan->stages[j].chunk = static_cast<int>(j) / options.stages;
+  for (size_t k = 0; k < plan->stages.size(); ++k) {
+    plan->stages[k].rank = placement.RankOf(static_cast<int>(k));
+    plan->stages[k].chunk = placement.LocalOf(static_cast<int>(k));
   }
   return plan;
 }

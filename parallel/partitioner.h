@@ -1,6 +1,6 @@
-// Pipeline partitioner: splits the model's n units into contiguous segments (p stages, or p·v
-// model chunks for the interleaved schedule) so that the slowest segment is as fast as possible
-// while every segment fits its memory (docs/design.md#partitioner).
+// Pipeline partitioner: splits the model's n units into contiguous segments (one per model chunk
+// of the schedule's ChunkPlacement: p stages, p·v for interleaved, 2p for ZB-V) so that the
+// slowest segment is as fast as possible while every segment fits its memory (docs/design.md#partitioner).
 //
 // Segment j takes units [first, end), at least one, and needs
 //   time   = Σ (forward + backward + recompute)
@@ -31,7 +31,7 @@ struct SegmentBudget {
 
 struct StagePlan {
   int rank = 0;
-  int chunk = 0;  // local chunk on the rank (model chunk = chunk·p + rank)
+  int chunk = 0;  // local chunk on the rank (ChunkPlacement::LocalOf of the model chunk)
   int first_unit = 0;
   int end_unit = 0;  // one past the last unit
   double time_s = 0.0;
@@ -64,9 +64,15 @@ struct PartitionOptions {
   int64_t memory_limit_bytes = 0;
 };
 
-// Partition for a schedule: budgets from the schedule's peak activations per model chunk.
+// Partition for a schedule: budgets from the schedule's peak activations per model chunk, ranks
+// and local chunks from its placement.
 StatusOr<PartitionPlan> PartitionUnits(const std::vector<UnitCost>& units,
                                        const PartitionOptions& options);
+// The same for a given placement and peak activations per model chunk (a schedule from a file).
+StatusOr<PartitionPlan> PartitionChunks(const std::vector<UnitCost>& units,
+                                        const ChunkPlacement& placement,
+                                        const std::vector<int>& held,
+                                        int64_t memory_limit_bytes);
 
 // One line per segment: rank, chunk, [first, end), first..last unit names, time, memory,
 // activations held, % of the slowest.

@@ -53,6 +53,9 @@ StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config);
 
 // parallel.schedule as a ScheduleKind.
 StatusOr<ScheduleKind> ScheduleKindOf(const config::ParallelConfig& parallel);
+// parallel.pipeline_stages, micro_batches and virtual_chunks as ScheduleOptions: with
+// ScheduleKindOf the one mapping from a config to its schedule (trainer, profiler, planner).
+ScheduleOptions ScheduleOptionsOf(const config::ParallelConfig& parallel);
 
 // Where a rank computes: its index among the ranks of its node (which picks its GPU) and, for
 // NCCL, the same ranks as a device communicator.

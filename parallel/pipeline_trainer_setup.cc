@@ -52,17 +52,21 @@ Status CheckPipelineConfig(const config::RunConfig& config, ScheduleKind kind) {
   if (parallel.recompute_every() < 1) {
     return InvalidArgument("parallel.recompute_every must be >= 1");
   }
-  ScheduleOptions options;
-  options.stages = parallel.pipeline_stages();
-  options.micro_batches = parallel.micro_batches();
-  options.virtual_chunks = std::max(1, parallel.virtual_chunks());
-  return CheckScheduleOptions(kind, options);
+  return CheckScheduleOptions(kind, ScheduleOptionsOf(parallel));
 }
 
 }  // namespace
 
 StatusOr<ScheduleKind> ScheduleKindOf(const config::ParallelConfig& parallel) {
   return ParseScheduleKind(config::ParallelConfig::Schedule_Name(parallel.schedule()));
+}
+
+ScheduleOptions ScheduleOptionsOf(const config::ParallelConfig& parallel) {
+  ScheduleOptions options;
+  options.stages = parallel.pipeline_stages();
+  options.micro_batches = parallel.micro_batches();
+  options.virtual_chunks = std::max(1, parallel.virtual_chunks());
+  return options;
 }
 
 StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config) {
@@ -88,10 +92,12 @@ StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config) {
   options.micro_batches = parallel.micro_batches();
   options.schedule = kind;
   options.memory_limit_bytes = parallel.stage_memory_limit_mb() * (int64_t{1} << 20);
-  if (static_cast<int64_t>(units.size()) < int64_t{options.stages} * options.virtual_chunks) {
+  ASSIGN_OR_RETURN(const ChunkPlacement placement, PlacementOf(kind, ScheduleOptionsOf(parallel)));
+  if (static_cast<int64_t>(units.size()) < placement.num_chunks()) {
     return InvalidArgument("the model has " + std::to_string(units.size()) + " units, fewer than " +
-                           std::to_string(options.stages * options.virtual_chunks) +
-                           " pipeline chunks (stages x virtual_chunks)");
+                           std::to_string(placement.num_chunks()) + " pipeline chunks (" +
+                           std::string(ScheduleKindName(kind)) + " on " +
+                           std::to_string(options.stages) + " stages)");
   }
   StatusOr<PartitionPlan> plan = PartitionUnits(units, options);
   if (!plan.ok()) return plan.status().WithContext("partitioning the model");
@@ -136,17 +142,15 @@ Status PipelineTrainer::BuildStage() {
 Status PipelineTrainer::BuildEngine() {
   const config::ParallelConfig& parallel = config_.parallel();
   ASSIGN_OR_RETURN(const ScheduleKind kind, ScheduleKindOf(parallel));
-  ScheduleOptions options;
-  options.stages = parallel.pipeline_stages();
-  options.micro_batches = parallel.micro_batches();
-  options.virtual_chunks = std::max(1, parallel.virtual_chunks());
+  ScheduleOptions options = ScheduleOptionsOf(parallel);
+  ASSIGN_OR_RETURN(const ChunkPlacement placement, PlacementOf(kind, options));
   for (const bool step : {true, false}) {
     if (!step && config_.train().micro_batches() <= 1) continue;
     options.optimizer_step = step;
     ASSIGN_OR_RETURN(const std::vector<std::vector<Action>> all, BuildAllSchedules(kind, options));
     ValidateOptions check;
     check.micro_batches = options.micro_batches;
-    check.virtual_chunks = options.virtual_chunks;
+    check.placement = placement;
     check.optimizer_step = step;
     RETURN_IF_ERROR(ValidateSchedules(all, check).WithContext("generated schedule"));
     (step ? step_actions_ : flush_actions_) = all[grid_->stage()];
@@ -162,14 +166,13 @@ Status PipelineTrainer::BuildEngine() {
   std::vector<EngineChunk> chunks;
   for (size_t c = 0; c < chunks_.size(); ++c) {
     EngineChunk chunk;
-    chunk.model_chunk = static_cast<int>(c) * options.stages + grid_->stage();
+    chunk.model_chunk = placement.ModelChunk(grid_->stage(), static_cast<int>(c));
     for (auto& unit : chunks_[c]->units()) chunk.units.push_back(unit.get());
     chunks.push_back(std::move(chunk));
   }
   EngineOptions engine;
-  engine.stages = options.stages;
   engine.stage = grid_->stage();
-  engine.num_model_chunks = options.stages * options.virtual_chunks;
+  engine.placement = placement;
   engine.recompute_every = parallel.recompute_every();
   engine_ = std::make_unique<PipelineEngine>(
       engine, std::move(chunks),

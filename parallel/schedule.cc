@@ -1,12 +1,11 @@
-// Schedule kinds and names, option checks, and BuildSchedule: a compute skeleton from
-// schedules/*.cc with its sends and receives posted by schedules/placement.cc.
+// Action names, option checks, and BuildSchedule: the kind's entry in schedule_kinds.cc gives the
+// placement and the actions (a skeleton from schedules/*.cc posted by schedules/posting.cc).
 #include "parallel/schedule.h"
 
 #include <algorithm>
 #include <cctype>
 #include <utility>
 
-#include "parallel/schedules/compute_order.h"
 
 namespace deepnet {
 
@@ -50,33 +49,41 @@ std::string_view ActionKindName(ActionKind kind) {
   return "?";
 }
 
-std::string_view ScheduleKindName(ScheduleKind kind) {
-  switch (kind) {
-    case ScheduleKind::kGpipe:
-      return "gpipe";
-    case ScheduleKind::kOneFOneB:
-      return "1f1b";
-    case ScheduleKind::kInterleaved1F1B:
-      return "interleaved";
-    case ScheduleKind::kZeroBubbleH1:
-      return "zb-h1";
-  }
-  return "?";
-}
+std::string_view ScheduleKindName(ScheduleKind kind) { return InfoOf(kind).name; }
 
-StatusOr<ScheduleKind> ParseScheduleKind(std::string_view name) {
+namespace {
+
+// Lower case without '-' and '_': "ZERO_BUBBLE_V" and "zero-bubble-v" compare equal.
+std::string NameKey(std::string_view name) {
   std::string key;
   for (char ch : name) {
     if (ch != '-' && ch != '_') {
       key += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     }
   }
-  if (key == "gpipe") return ScheduleKind::kGpipe;
-  if (key == "1f1b" || key == "onefoneb") return ScheduleKind::kOneFOneB;
-  if (key == "interleaved" || key == "interleaved1f1b") return ScheduleKind::kInterleaved1F1B;
-  if (key == "zbh1" || key == "zerobubbleh1") return ScheduleKind::kZeroBubbleH1;
-  return InvalidArgument("unknown pipeline schedule \"" + std::string(name) +
-                         "\"; expected gpipe, 1f1b, interleaved or zb-h1");
+  return key;
+}
+
+}  // namespace
+
+std::string ScheduleKindNames() {
+  std::string names;
+  const std::vector<ScheduleKindInfo>& kinds = AllScheduleKinds();
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    names += (i == 0 ? "" : i + 1 == kinds.size() ? " or " : ", ") + std::string(kinds[i].name);
+  }
+  return names;
+}
+
+StatusOr<ScheduleKind> ParseScheduleKind(std::string_view name) {
+  const std::string key = NameKey(name);
+  for (const ScheduleKindInfo& info : AllScheduleKinds()) {
+    if (key == NameKey(info.name) || key == NameKey(info.config_name)) return info.kind;
+  }
+  if (key == "onefoneb") return ScheduleKind::kOneFOneB;
+  if (key == "interleaved1f1b") return ScheduleKind::kInterleaved1F1B;
+  return InvalidArgument("unknown pipeline schedule \"" + std::string(name) + "\"; expected " +
+                         ScheduleKindNames());
 }
 
 namespace {
@@ -126,6 +133,7 @@ std::string FormatSchedule(const std::vector<Action>& actions) {
 }
 
 Status CheckScheduleOptions(ScheduleKind kind, const ScheduleOptions& options) {
+  const ScheduleKindInfo& info = InfoOf(kind);
   const int p = options.stages;
   const int m = options.micro_batches;
   const int v = options.virtual_chunks;
@@ -136,84 +144,61 @@ Status CheckScheduleOptions(ScheduleKind kind, const ScheduleOptions& options) {
                            std::to_string(p) + ")");
   }
   if (v < 1) return InvalidArgument("virtual chunks must be >= 1, got " + std::to_string(v));
-  if (v > 1 && kind != ScheduleKind::kInterleaved1F1B) {
+  if (v > 1 && !info.takes_virtual_chunks) {
     return InvalidArgument(std::to_string(v) +
                            " chunks per rank need the interleaved schedule, not " +
-                           std::string(ScheduleKindName(kind)));
+                           std::string(info.name));
   }
-  if (v > 1 && p < 2) {
-    return InvalidArgument("the interleaved schedule needs at least 2 stages");
-  }
-  if (v > 1 && m > p && m % p != 0) {
-    return InvalidArgument(
-        "the interleaved schedule runs micro-batches in groups of p = " + std::to_string(p) +
-        "; micro-batches (" + std::to_string(m) + ") must be a multiple of it, or at most p");
-  }
-  return OkStatus();
+  return info.check != nullptr ? info.check(options) : OkStatus();
+}
+
+StatusOr<ChunkPlacement> PlacementOf(ScheduleKind kind, const ScheduleOptions& options) {
+  ScheduleOptions any_rank = options;
+  any_rank.rank = 0;
+  RETURN_IF_ERROR(CheckScheduleOptions(kind, any_rank));
+  return InfoOf(kind).placement(options);
 }
 
 StatusOr<std::vector<Action>> BuildSchedule(ScheduleKind kind, const ScheduleOptions& options) {
   RETURN_IF_ERROR(CheckScheduleOptions(kind, options));
-  std::vector<Action> actions;
-  switch (kind) {
-    case ScheduleKind::kGpipe:
-      actions = schedules::PostBetweenSteps(schedules::GpipeSteps(options), options);
-      break;
-    case ScheduleKind::kOneFOneB:
-      actions = schedules::PostBetweenSteps(schedules::OneFOneBSteps(options), options);
-      break;
-    case ScheduleKind::kInterleaved1F1B:
-      actions = schedules::PostBetweenSteps(options.virtual_chunks == 1
-                                                ? schedules::OneFOneBSteps(options)
-                                                : schedules::Interleaved1F1BSteps(options),
-                                            options);
-      break;
-    case ScheduleKind::kZeroBubbleH1: {
-      // Where a rank posts depends on its neighbours' timelines: build every skeleton.
-      std::vector<std::vector<schedules::Step>> ranks;
-      for (int r = 0; r < options.stages; ++r) {
-        ScheduleOptions rank_options = options;
-        rank_options.rank = r;
-        ranks.push_back(schedules::ZeroBubbleH1Steps(rank_options));
-      }
-      actions = std::move(schedules::PostAtProducerTime(ranks, options)[options.rank]);
-      break;
-    }
-  }
-  if (options.optimizer_step) {
-    actions.push_back({.kind = ActionKind::kReduceGradients});
-    actions.push_back({.kind = ActionKind::kOptimizerStep});
-  }
-  return actions;
+  ASSIGN_OR_RETURN(std::vector<std::vector<Action>> ranks, BuildAllSchedules(kind, options));
+  return std::move(ranks[options.rank]);
 }
 
 StatusOr<std::vector<std::vector<Action>>> BuildAllSchedules(ScheduleKind kind,
                                                              ScheduleOptions options) {
   options.rank = 0;
-  RETURN_IF_ERROR(CheckScheduleOptions(kind, options));
-  std::vector<std::vector<Action>> ranks;
-  for (int r = 0; r < options.stages; ++r) {
-    options.rank = r;
-    ASSIGN_OR_RETURN(std::vector<Action> actions, BuildSchedule(kind, options));
-    ranks.push_back(std::move(actions));
+  ASSIGN_OR_RETURN(const ChunkPlacement placement, PlacementOf(kind, options));
+  ASSIGN_OR_RETURN(std::vector<std::vector<Action>> ranks, InfoOf(kind).build(options, placement));
+  if (options.optimizer_step) {
+    for (std::vector<Action>& actions : ranks) {
+      actions.push_back({.kind = ActionKind::kReduceGradients});
+      actions.push_back({.kind = ActionKind::kOptimizerStep});
+    }
   }
   return ranks;
 }
 
-StatusOr<std::vector<int>> PeakActivationsPerChunk(ScheduleKind kind,
-                                                   const ScheduleOptions& options) {
-  ASSIGN_OR_RETURN(std::vector<std::vector<Action>> ranks, BuildAllSchedules(kind, options));
-  const int p = options.stages;
-  std::vector<int> peak(static_cast<size_t>(p) * options.virtual_chunks, 0);
-  for (int r = 0; r < p; ++r) {
-    std::vector<int> held(options.virtual_chunks, 0);
+std::vector<int> PeakActivationsPerChunk(const std::vector<std::vector<Action>>& ranks,
+                                         const ChunkPlacement& placement) {
+  std::vector<int> peak(placement.num_chunks(), 0);
+  std::vector<int> held(placement.num_chunks(), 0);
+  for (int r = 0; r < static_cast<int>(ranks.size()); ++r) {
     for (const Action& action : ranks[r]) {
-      const size_t k = static_cast<size_t>(action.chunk) * p + r;
-      if (action.kind == ActionKind::kForward) peak[k] = std::max(peak[k], ++held[action.chunk]);
-      if (ReleasesActivations(action.kind)) --held[action.chunk];
+      if (!IsCompute(action.kind)) continue;
+      const int k = placement.ModelChunk(r, action.chunk);
+      if (action.kind == ActionKind::kForward) peak[k] = std::max(peak[k], ++held[k]);
+      if (ReleasesActivations(action.kind)) --held[k];
     }
   }
   return peak;
+}
+
+StatusOr<std::vector<int>> PeakActivationsPerChunk(ScheduleKind kind,
+                                                   const ScheduleOptions& options) {
+  ASSIGN_OR_RETURN(const std::vector<std::vector<Action>> ranks, BuildAllSchedules(kind, options));
+  ASSIGN_OR_RETURN(const ChunkPlacement placement, PlacementOf(kind, options));
+  return PeakActivationsPerChunk(ranks, placement);
 }
 
 }  // namespace deepnet

@@ -1,9 +1,9 @@
 // Pipeline schedules as data: for one rank, the ordered list of actions it runs in one step.
 //
 // Letters: p pipeline stages (ranks), r a rank in [0, p), m micro-batches per step, v model
-// chunks per rank (interleaved only), k a model chunk in [0, p·v). Local chunk c of rank r holds
-// model chunk k = c·p + r, so activations flow k → k+1 (rank r → r+1, wrapping from rank p−1 to
-// rank 0 with c+1) and gradients flow back.
+// chunks per rank (interleaved only), k a model chunk. Which rank holds model chunk k, and as
+// which local chunk c (the Action's `chunk`), is the schedule's ChunkPlacement
+// (chunk_placement.h; PlacementOf below). Activations flow k → k+1 and gradients flow back.
 //
 // Invariants every generated schedule keeps (validate.h checks them; the engine relies on them):
 // - Per chunk, forwards, backwards (or B passes) and W passes run in ascending micro-batch order
@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "parallel/chunk_placement.h"
 #include "runtime/status.h"
 
 namespace deepnet {
@@ -55,7 +56,14 @@ struct Action {
   friend bool operator==(const Action&, const Action&) = default;
 };
 
-enum class ScheduleKind { kGpipe, kOneFOneB, kInterleaved1F1B, kZeroBubbleH1 };
+enum class ScheduleKind {
+  kGpipe,
+  kOneFOneB,
+  kInterleaved1F1B,
+  kZeroBubbleH1,
+  kZeroBubbleH2,
+  kZeroBubbleV,
+};
 
 struct ScheduleOptions {
   int stages = 1;          // p
@@ -67,6 +75,29 @@ struct ScheduleOptions {
   bool optimizer_step = true;
 };
 
+// One entry per schedule kind, in enum order (schedule_kinds.cc): the one list that the command
+// line, config checks, profiler, planner and tests iterate. Adding a schedule: parallel/README.md.
+struct ScheduleKindInfo {
+  ScheduleKind kind;
+  std::string_view name;         // `deepnet schedule --schedule` name, e.g. "zb-v"
+  std::string_view config_name;  // parallel.schedule enum name, e.g. "ZERO_BUBBLE_V"
+  std::string_view summary;      // one line for help texts and tables
+  bool splits_backward;          // runs B and W passes (the input-only backward costs apply)
+  bool takes_virtual_chunks;     // v > 1 allowed (parallel.virtual_chunks)
+  // Where the model chunks live for these options.
+  ChunkPlacement (*placement)(const ScheduleOptions& options);
+  // Constraints beyond the common ones (p, m ≥ 1, rank in range, v only where taken); null = none.
+  Status (*check)(const ScheduleOptions& options);
+  // Every rank's actions, without ReduceGradients / OptimizerStep. Called after the checks.
+  StatusOr<std::vector<std::vector<Action>>> (*build)(const ScheduleOptions& options,
+                                                      const ChunkPlacement& placement);
+};
+
+const std::vector<ScheduleKindInfo>& AllScheduleKinds();
+const ScheduleKindInfo& InfoOf(ScheduleKind kind);
+// "gpipe, 1f1b, interleaved, zb-h1, zb-h2 or zb-v": for help texts and errors.
+std::string ScheduleKindNames();
+
 bool IsCompute(ActionKind kind);
 bool IsSend(ActionKind kind);
 bool IsRecv(ActionKind kind);
@@ -75,9 +106,9 @@ inline bool IsCommunication(ActionKind kind) { return IsSend(kind) || IsRecv(kin
 bool ReleasesActivations(ActionKind kind);
 
 std::string_view ActionKindName(ActionKind kind);
-std::string_view ScheduleKindName(ScheduleKind kind);  // "gpipe", "1f1b", "interleaved", "zb-h1"
-// Accepts the names above and the config spellings (GPIPE, ONE_F_ONE_B, INTERLEAVED_1F1B,
-// ZERO_BUBBLE_H1), case-insensitively.
+std::string_view ScheduleKindName(ScheduleKind kind);  // InfoOf(kind).name
+// Accepts the names and the config spellings of AllScheduleKinds() (and "interleaved-1f1b",
+// "one-f-one-b"), case-insensitively, '-' and '_' ignored.
 StatusOr<ScheduleKind> ParseScheduleKind(std::string_view name);
 
 // "F3" (forward of micro-batch 3), "B3" (backward, or zero-bubble B pass), "W3", "F3.1" (local
@@ -91,6 +122,9 @@ std::string FormatSchedule(const std::vector<Action>& actions);
 // runs first, GPipe-like); with v = 1 it is 1F1B.
 Status CheckScheduleOptions(ScheduleKind kind, const ScheduleOptions& options);
 
+// The schedule's chunk placement for these options (checked first; options.rank is ignored).
+StatusOr<ChunkPlacement> PlacementOf(ScheduleKind kind, const ScheduleOptions& options);
+
 // The actions of rank `options.rank`. Pure: the same inputs give the same list on every rank.
 StatusOr<std::vector<Action>> BuildSchedule(ScheduleKind kind, const ScheduleOptions& options);
 // Every rank's list, indexed by rank.
@@ -98,10 +132,13 @@ StatusOr<std::vector<std::vector<Action>>> BuildAllSchedules(ScheduleKind kind,
                                                              ScheduleOptions options);
 
 // Most micro-batches whose activations a (rank, local chunk) holds at once (forwards not yet
-// released by Backward or BackwardWeight), indexed by model chunk k = c·p + r. Exact for the
-// generated schedules: 1F1B gives min(p−r, m), GPipe m, ZB-H1 min(p, m) (its deferred W passes
-// keep activations on later stages longer; every stage stays within 1F1B's stage-0 peak).
+// released by Backward or BackwardWeight), indexed by model chunk k. Exact for the generated
+// schedules: 1F1B gives min(p−r, m), GPipe m, ZB-H1 min(p, m) (its deferred W passes keep
+// activations on later stages longer; every stage stays within 1F1B's stage-0 peak).
 StatusOr<std::vector<int>> PeakActivationsPerChunk(ScheduleKind kind,
                                                    const ScheduleOptions& options);
+// The same for given lists and placement (a schedule read from a file).
+std::vector<int> PeakActivationsPerChunk(const std::vector<std::vector<Action>>& ranks,
+                                         const ChunkPlacement& placement);
 
 }  // namespace deepnet

@@ -20,8 +20,8 @@ bool TalksDownstream(ActionKind kind) {  // to model chunk k+1
   return kind == ActionKind::kSendActivation || kind == ActionKind::kRecvGradient;
 }
 
-TransferKey KeyOf(const Action& a, int rank, int p) {
-  const int k = a.chunk * p + rank;
+TransferKey KeyOf(const Action& a, int rank, const ChunkPlacement& placement) {
+  const int k = placement.ModelChunk(rank, a.chunk);
   const bool gradient = a.kind == ActionKind::kSendGradient || a.kind == ActionKind::kRecvGradient;
   const bool send = IsSend(a.kind);
   return {gradient, a.micro_batch, TalksDownstream(a.kind) ? k : k - 1, send ? rank : a.peer,
@@ -29,8 +29,8 @@ TransferKey KeyOf(const Action& a, int rank, int p) {
 }
 
 // The action the peer must post to complete `a` (for deadlock reports).
-Action CounterpartOf(const Action& a, int rank, int p) {
-  const int k = a.chunk * p + rank;
+Action CounterpartOf(const Action& a, int rank, const ChunkPlacement& placement) {
+  const int k = placement.ModelChunk(rank, a.chunk);
   const int peer_chunk = TalksDownstream(a.kind) ? k + 1 : k - 1;
   ActionKind kind = ActionKind::kRecvActivation;
   switch (a.kind) {
@@ -49,15 +49,18 @@ Action CounterpartOf(const Action& a, int rank, int p) {
   }
   return Action{.kind = kind,
                 .micro_batch = a.micro_batch,
-                .chunk = std::max(peer_chunk, 0) / p,
+                .chunk = placement.LocalOf(
+                    std::clamp(peer_chunk, 0, placement.num_chunks() - 1)),
                 .peer = rank};
 }
 
 class Simulator {
  public:
-  Simulator(const std::vector<std::vector<Action>>& ranks, const SimulationCosts& costs)
+  Simulator(const std::vector<std::vector<Action>>& ranks, const SimulationCosts& costs,
+            const ChunkPlacement& placement)
       : ranks_(ranks),
         costs_(costs),
+        placement_(placement),
         p_(static_cast<int>(ranks.size())),
         state_(p_),
         reduce_posted_(p_) {
@@ -91,6 +94,7 @@ class Simulator {
 
   const std::vector<std::vector<Action>>& ranks_;
   const SimulationCosts& costs_;
+  const ChunkPlacement& placement_;
   int p_;
   std::vector<RankState> state_;
   std::map<TransferKey, double> send_posted_;
@@ -100,17 +104,22 @@ class Simulator {
 };
 
 Status Simulator::CheckInputs() const {
-  int chunks = 1;
+  if (placement_.ranks() != p_) {
+    return InvalidArgument("the placement spans " + std::to_string(placement_.ranks()) +
+                           " ranks, the schedule " + std::to_string(p_));
+  }
   for (int r = 0; r < p_; ++r) {
     for (const Action& a : ranks_[r]) {
-      chunks = std::max(chunks, a.chunk + 1);
-      if (a.chunk < 0 || (IsCommunication(a.kind) && (a.peer < 0 || a.peer >= p_))) {
+      const bool bad_chunk = !(a.kind == ActionKind::kReduceGradients ||
+                               a.kind == ActionKind::kOptimizerStep) &&
+                             (a.chunk < 0 || a.chunk >= placement_.chunks_on(r));
+      if (bad_chunk || (IsCommunication(a.kind) && (a.peer < 0 || a.peer >= p_))) {
         return InvalidArgument("rank " + std::to_string(r) + ": " + ToString(a) +
                                " has a bad chunk or peer");
       }
     }
   }
-  const size_t model_chunks = static_cast<size_t>(chunks) * p_;
+  const size_t model_chunks = placement_.num_chunks();
   for (const auto* table : {&costs_.forward_s, &costs_.backward_input_s, &costs_.backward_weight_s,
                             &costs_.backward_s}) {
     if (table == &costs_.backward_s && table->empty()) continue;
@@ -128,7 +137,7 @@ Status Simulator::CheckInputs() const {
 }
 
 double Simulator::Duration(const Action& a, int rank) const {
-  const int k = a.chunk * p_ + rank;
+  const int k = IsCompute(a.kind) ? placement_.ModelChunk(rank, a.chunk) : 0;
   switch (a.kind) {
     case ActionKind::kForward:
       return Cost(costs_.forward_s, k);
@@ -180,14 +189,14 @@ bool Simulator::AdvanceGroup(int rank) {
   if (!s.posted) {
     for (size_t i = s.pc; i < end; ++i) {
       auto& posted = IsSend(list[i].kind) ? send_posted_ : recv_posted_;
-      posted.emplace(KeyOf(list[i], rank, p_), s.time);
+      posted.emplace(KeyOf(list[i], rank, placement_), s.time);
     }
     s.posted = progress = true;
   }
   double done = s.time;
   for (size_t i = s.pc; i < end; ++i) {
     const auto& other = IsSend(list[i].kind) ? recv_posted_ : send_posted_;
-    auto it = other.find(KeyOf(list[i], rank, p_));
+    auto it = other.find(KeyOf(list[i], rank, placement_));
     if (it == other.end()) return progress;
     done = std::max(done, std::max(s.time, it->second) + costs_.send_latency_s);
   }
@@ -233,9 +242,9 @@ std::string Simulator::DescribeDeadlock() const {
          i < list.size() && IsCommunication(list[i].kind) && list[i].group == list[s.pc].group;
          ++i) {
       const auto& other = IsSend(list[i].kind) ? recv_posted_ : send_posted_;
-      if (other.contains(KeyOf(list[i], r, p_))) continue;
+      if (other.contains(KeyOf(list[i], r, placement_))) continue;
       text += " rank " + std::to_string(list[i].peer) + " to post " +
-              ToString(CounterpartOf(list[i], r, p_)) + " (for its " + ToString(list[i]) + ")";
+              ToString(CounterpartOf(list[i], r, placement_)) + " (for its " + ToString(list[i]) + ")";
       if (list[i].group < 0) break;
     }
     text += ";";
@@ -337,8 +346,18 @@ StatusOr<Simulation> Simulator::Finish() {
 
 StatusOr<Simulation> Simulate(const std::vector<std::vector<Action>>& ranks,
                               const SimulationCosts& costs) {
+  int chunks_per_rank = 1;
+  for (const std::vector<Action>& actions : ranks) {
+    for (const Action& a : actions) chunks_per_rank = std::max(chunks_per_rank, a.chunk + 1);
+  }
+  return Simulate(ranks, costs,
+                  ChunkPlacement::Looped(static_cast<int>(ranks.size()), chunks_per_rank));
+}
+
+StatusOr<Simulation> Simulate(const std::vector<std::vector<Action>>& ranks,
+                              const SimulationCosts& costs, const ChunkPlacement& placement) {
   if (ranks.empty()) return InvalidArgument("no ranks to simulate");
-  Simulator simulator(ranks, costs);
+  Simulator simulator(ranks, costs, placement);
   RETURN_IF_ERROR(simulator.CheckInputs());
   if (costs.cores < 0) return InvalidArgument("cores must be >= 0 (0: one per rank)");
   if (costs.cores > 0) return simulator.RunOnSharedCores();

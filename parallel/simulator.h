@@ -1,6 +1,7 @@
 // Schedule simulator: runs every rank's action list against a cost per action and reports the
 // timeline, per-rank busy and idle time, the makespan, the bubble and the activations held.
-// Letters as in schedule.h (p ranks, model chunk k = c·p + r).
+// Letters as in schedule.h (p ranks); local chunk c of rank r is model chunk
+// placement.ModelChunk(r, c).
 //
 // Semantics (those of the engine):
 // - A rank runs its list in order. Compute actions take their cost.
@@ -22,7 +23,7 @@
 
 namespace deepnet {
 
-// Seconds per pass. Each vector is indexed by model chunk k = c·p + r, or holds one value for
+// Seconds per pass. Each vector is indexed by model chunk k, or holds one value for
 // every chunk. Convention used in the tests: forward 1, B 1, W 1, so a fused backward costs 2.
 struct SimulationCosts {
   std::vector<double> forward_s{1.0};
@@ -57,6 +58,9 @@ struct Simulation {
   double bubble_fraction = 0.0;  // Σ idle / (p · makespan)
 };
 
+StatusOr<Simulation> Simulate(const std::vector<std::vector<Action>>& ranks,
+                              const SimulationCosts& costs, const ChunkPlacement& placement);
+// With the looped placement of as many chunks per rank as the lists use.
 StatusOr<Simulation> Simulate(const std::vector<std::vector<Action>>& ranks,
                               const SimulationCosts& costs);
 

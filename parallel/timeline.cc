@@ -88,14 +88,28 @@ StatusOr<std::string> RenderSchedulePlan(ScheduleKind kind, const ScheduleOption
                                          const SimulationCosts& costs,
                                          const TimelineOptions& timeline) {
   ASSIGN_OR_RETURN(std::vector<std::vector<Action>> ranks, BuildAllSchedules(kind, options));
-  RETURN_IF_ERROR(ValidateSchedules(ranks, {.micro_batches = options.micro_batches,
-                                            .virtual_chunks = options.virtual_chunks,
-                                            .optimizer_step = options.optimizer_step}));
-  ASSIGN_OR_RETURN(Simulation simulation, Simulate(ranks, costs));
-  std::string text = std::string(ScheduleKindName(kind)) + ": " + std::to_string(options.stages) +
-                     " stages, " + std::to_string(options.micro_batches) + " micro-batches";
+  ASSIGN_OR_RETURN(ChunkPlacement placement, PlacementOf(kind, options));
+  std::string title = std::string(ScheduleKindName(kind)) + ": " + std::to_string(options.stages) +
+                      " stages, " + std::to_string(options.micro_batches) + " micro-batches";
   if (options.virtual_chunks > 1) {
-    text += ", " + std::to_string(options.virtual_chunks) + " chunks per rank";
+    title += ", " + std::to_string(options.virtual_chunks) + " chunks per rank";
+  }
+  return RenderGivenPlan(title, ranks, placement, options.micro_batches, options.optimizer_step,
+                         costs, timeline);
+}
+
+StatusOr<std::string> RenderGivenPlan(const std::string& title,
+                                      const std::vector<std::vector<Action>>& ranks,
+                                      const ChunkPlacement& placement, int micro_batches,
+                                      bool optimizer_step, const SimulationCosts& costs,
+                                      const TimelineOptions& timeline) {
+  RETURN_IF_ERROR(ValidateSchedules(ranks, {.micro_batches = micro_batches,
+                                            .placement = placement,
+                                            .optimizer_step = optimizer_step}));
+  ASSIGN_OR_RETURN(Simulation simulation, Simulate(ranks, costs, placement));
+  std::string text = title;
+  if (placement != ChunkPlacement::Looped(placement.ranks(), placement.max_chunks_per_rank())) {
+    text += "; chunks placed " + placement.Describe();
   }
   text += "\n" + RenderTimeline(simulation, timeline) + RenderSummary(simulation);
   return text;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "parallel/schedule.h"
 #include "parallel/simulator.h"
@@ -28,5 +29,12 @@ std::string RenderSummary(const Simulation& simulation);
 StatusOr<std::string> RenderSchedulePlan(ScheduleKind kind, const ScheduleOptions& options,
                                          const SimulationCosts& costs = {},
                                          const TimelineOptions& timeline = {});
+// The same for given lists (a schedule read from a file): validated, simulated, rendered under
+// `title`.
+StatusOr<std::string> RenderGivenPlan(const std::string& title,
+                                      const std::vector<std::vector<Action>>& ranks,
+                                      const ChunkPlacement& placement, int micro_batches,
+                                      bool optimizer_step, const SimulationCosts& costs = {},
+                                      const TimelineOptions& timeline = {});
 
 }  // namespace deepnet

@@ -29,12 +29,12 @@ using Transfers = std::map<TransferKey, Position>;
 
 class RankChecker {
  public:
-  RankChecker(int rank, int stages, const ValidateOptions& options)
+  RankChecker(int rank, const ChunkPlacement& placement, const ValidateOptions& options)
       : rank_(rank),
-        p_(stages),
+        placement_(placement),
         options_(options),
-        state_(options.virtual_chunks, std::vector<MicroBatchState>(options.micro_batches)),
-        next_(options.virtual_chunks, {0, 0, 0}) {}
+        state_(placement.chunks_on(rank), std::vector<MicroBatchState>(options.micro_batches)),
+        next_(placement.chunks_on(rank), {0, 0, 0}) {}
 
   // Checks `actions[index]`; records its transfer in `sends` / `recvs`.
   Status Check(const std::vector<Action>& actions, int index, Transfers& sends, Transfers& recvs);
@@ -52,8 +52,14 @@ class RankChecker {
                        Transfers& recvs);
   Status CheckAllComputeDone(int index, const Action& action) const;
 
+  // State of model chunk k's micro-batch on this rank (k must be local).
+  const MicroBatchState& StateOf(int k, int micro_batch) const {
+    return state_[placement_.LocalOf(k)][micro_batch];
+  }
+  bool IsLocal(int k) const { return placement_.RankOf(k) == rank_; }
+
   int rank_;
-  int p_;
+  const ChunkPlacement& placement_;
   const ValidateOptions& options_;
   std::vector<std::vector<MicroBatchState>> state_;  // [chunk][micro-batch]
   struct Next {
@@ -74,8 +80,9 @@ Status RankChecker::CheckFields(const std::vector<Action>& actions, int index) {
       return Fail(index, a,
                   "micro-batch outside [0, " + std::to_string(options_.micro_batches) + ")");
     }
-    if (a.chunk < 0 || a.chunk >= options_.virtual_chunks) {
-      return Fail(index, a, "chunk outside [0, " + std::to_string(options_.virtual_chunks) + ")");
+    if (a.chunk < 0 || a.chunk >= placement_.chunks_on(rank_)) {
+      return Fail(index, a,
+                  "chunk outside [0, " + std::to_string(placement_.chunks_on(rank_)) + ")");
     }
   }
   if (!IsCommunication(a.kind)) {
@@ -95,14 +102,19 @@ Status RankChecker::CheckFields(const std::vector<Action>& actions, int index) {
 }
 
 Status RankChecker::CheckCompute(int index, const Action& a, MicroBatchState& mb) {
-  const int k = a.chunk * p_ + rank_;
-  const int last_chunk = p_ * options_.virtual_chunks - 1;
+  const int k = placement_.ModelChunk(rank_, a.chunk);
+  const int last_chunk = placement_.num_chunks() - 1;
   Next& next = next_[a.chunk];
   if (reduced_) return Fail(index, a, "compute after reduce-grads");
   switch (a.kind) {
     case ActionKind::kForward:
       if (a.micro_batch != next.forward) return Fail(index, a, "forwards out of ascending order");
-      if (k > 0 && !mb.recv_activation) return Fail(index, a, "forward before its recv-act");
+      if (k > 0 && IsLocal(k - 1) && !StateOf(k - 1, a.micro_batch).forward) {
+        return Fail(index, a, "forward before that of chunk " + std::to_string(k - 1));
+      }
+      if (k > 0 && !IsLocal(k - 1) && !mb.recv_activation) {
+        return Fail(index, a, "forward before its recv-act");
+      }
       mb.forward = true;
       ++next.forward;
       if (options_.max_activations > 0 && ++held_ > options_.max_activations) {
@@ -117,7 +129,12 @@ Status RankChecker::CheckCompute(int index, const Action& a, MicroBatchState& mb
     case ActionKind::kBackwardInput:
       if (a.micro_batch != next.backward) return Fail(index, a, "backwards out of ascending order");
       if (!mb.forward) return Fail(index, a, "backward before its forward");
-      if (k < last_chunk && !mb.recv_gradient) return Fail(index, a, "backward before recv-grad");
+      if (k < last_chunk && IsLocal(k + 1) && !StateOf(k + 1, a.micro_batch).backward) {
+        return Fail(index, a, "backward before that of chunk " + std::to_string(k + 1));
+      }
+      if (k < last_chunk && !IsLocal(k + 1) && !mb.recv_gradient) {
+        return Fail(index, a, "backward before recv-grad");
+      }
       mb.backward = true;
       mb.split = a.kind == ActionKind::kBackwardInput;
       ++next.backward;
@@ -137,14 +154,20 @@ Status RankChecker::CheckCompute(int index, const Action& a, MicroBatchState& mb
 
 Status RankChecker::CheckTransfer(int index, const Action& a, MicroBatchState& mb, Transfers& sends,
                                   Transfers& recvs) {
-  const int k = a.chunk * p_ + rank_;
-  const int last_chunk = p_ * options_.virtual_chunks - 1;
+  const int k = placement_.ModelChunk(rank_, a.chunk);
+  const int last_chunk = placement_.num_chunks() - 1;
   const bool downstream = a.kind == ActionKind::kSendActivation ||
                           a.kind == ActionKind::kRecvGradient;  // talks to model chunk k+1
   if (downstream ? k == last_chunk : k == 0) {
     return Fail(index, a, "model chunk " + std::to_string(k) + " has no neighbour that way");
   }
-  const int expected_peer = downstream ? (k + 1) % p_ : (k - 1) % p_;
+  const int expected_peer = placement_.RankOf(downstream ? k + 1 : k - 1);
+  if (expected_peer == rank_) {
+    return Fail(index, a,
+                "model chunks " + std::to_string(downstream ? k : k - 1) + " and " +
+                    std::to_string(downstream ? k + 1 : k) +
+                    " are both on this rank: they hand over without a transfer");
+  }
   if (a.peer != expected_peer) {
     return Fail(index, a, "peer should be rank " + std::to_string(expected_peer));
   }
@@ -179,7 +202,7 @@ Status RankChecker::CheckTransfer(int index, const Action& a, MicroBatchState& m
 }
 
 Status RankChecker::CheckAllComputeDone(int index, const Action& a) const {
-  for (int c = 0; c < options_.virtual_chunks; ++c) {
+  for (int c = 0; c < placement_.chunks_on(rank_); ++c) {
     for (int i = 0; i < options_.micro_batches; ++i) {
       const MicroBatchState& mb = state_[c][i];
       std::string what;
@@ -263,10 +286,16 @@ Status ValidateSchedules(const std::vector<std::vector<Action>>& ranks,
   if (options.micro_batches < 1 || options.virtual_chunks < 1) {
     return InvalidArgument("micro-batches and virtual chunks must be >= 1");
   }
+  const ChunkPlacement placement =
+      options.placement.value_or(ChunkPlacement::Looped(p, options.virtual_chunks));
+  if (placement.ranks() != p) {
+    return InvalidArgument("the placement spans " + std::to_string(placement.ranks()) +
+                           " ranks, the schedule " + std::to_string(p));
+  }
   Transfers sends;
   Transfers recvs;
   for (int r = 0; r < p; ++r) {
-    RankChecker checker(r, p, options);
+    RankChecker checker(r, placement, options);
     for (int i = 0; i < static_cast<int>(ranks[r].size()); ++i) {
       RETURN_IF_ERROR(checker.Check(ranks[r], i, sends, recvs));
     }

@@ -1,7 +1,7 @@
 // Schedule skeletons and how communication is posted around them.
 //
-// Letters as in parallel/schedule.h (p stages, r rank, m micro-batches, v chunks per rank, model
-// chunk k = c·p + r). A skeleton is the list of compute actions one rank runs, in order, cut into
+// Letters as in parallel/schedule.h (p stages, r rank, m micro-batches, v chunks per rank); local
+// chunk c of rank r is model chunk placement.ModelChunk(r, c). A skeleton is the list of compute actions one rank runs, in order, cut into
 // steps; a step is one or more compute actions run back to back. Generators assume
 // CheckScheduleOptions passed.
 #pragma once
@@ -18,23 +18,47 @@ inline Action Compute(ActionKind kind, int micro_batch, int chunk = 0) {
   return Action{.kind = kind, .micro_batch = micro_batch, .chunk = chunk};
 }
 
+// Per rank (options.rank).
 std::vector<Step> GpipeSteps(const ScheduleOptions& options);
 std::vector<Step> OneFOneBSteps(const ScheduleOptions& options);
 std::vector<Step> Interleaved1F1BSteps(const ScheduleOptions& options);
 std::vector<Step> ZeroBubbleH1Steps(const ScheduleOptions& options);
+// Every rank at once (indexed by rank).
+std::vector<std::vector<Step>> ZeroBubbleH2Steps(const ScheduleOptions& options,
+                                                 const ChunkPlacement& placement);
+std::vector<std::vector<Step>> ZeroBubbleVSteps(const ScheduleOptions& options,
+                                                const ChunkPlacement& placement);
 
-// Megatron's placement: between consecutive steps, one group with the sends of the step before
-// and the receives of the step after (send_forward_recv_backward and friends).
-std::vector<Action> PostBetweenSteps(const std::vector<Step>& steps,
-                                     const ScheduleOptions& options);
+// A per-rank generator run for every rank.
+std::vector<std::vector<Step>> EveryRank(std::vector<Step> (*steps)(const ScheduleOptions&),
+                                         const ScheduleOptions& options);
 
-// Placement by time, for every rank at once: in the skeletons' unit-cost timeline (F = B = W = 1,
+// Greedy list scheduling in the unit-cost timeline (F = B = W = 1, transfers free), for B/W-split
+// schedules: at each time a free rank runs, in this order of preference, a ready B pass, a ready
+// forward if it then holds at most `max_held[r]` micro-batch·chunks (counted until W), a pending
+// W pass; among ready passes the deepest model chunk first, then the oldest micro-batch. A new
+// micro-batch enters a rank's first chunk only if its later chunks will still fit, so the cap
+// never starves a chunk that the backward waits for. Per chunk every pass kind ascends.
+std::vector<std::vector<Step>> GreedyZeroBubbleSteps(const ScheduleOptions& options,
+                                                     const ChunkPlacement& placement,
+                                                     const std::vector<int>& max_held);
+
+// Megatron's posting, per rank: between consecutive steps, one group with the sends of the step
+// before and the receives of the step after (send_forward_recv_backward and friends).
+std::vector<std::vector<Action>> PostBetweenSteps(const std::vector<std::vector<Step>>& ranks,
+                                                  const ScheduleOptions& options,
+                                                  const ChunkPlacement& placement);
+
+// Posting by time, for every rank at once: in the skeletons' unit-cost timeline (F = B = W = 1,
 // fused backward 2, transfers free), each transfer is posted by both ranks at the moment its
 // producer finishes, all transfers of a rank at one moment forming one group. Every group then
 // finds its peers ready, so with unit costs nothing waits beyond the data dependencies; with
 // blocking sends, posting between steps would stall zero-bubble schedules, whose W passes shift
 // neighbours out of step. Returns every rank's actions (no ReduceGradients / OptimizerStep yet).
-std::vector<std::vector<Action>> PostAtProducerTime(const std::vector<std::vector<Step>>& ranks,
-                                                    const ScheduleOptions& options);
+// Model chunks on one rank hand over locally: no transfer.
+// FAILED_PRECONDITION when some pass can never run (its input is never produced before it).
+StatusOr<std::vector<std::vector<Action>>> PostAtProducerTime(
+    const std::vector<std::vector<Step>>& ranks, const ScheduleOptions& options,
+    const ChunkPlacement& placement);
 
 }  // namespace deepnet::schedules

@@ -1,0 +1,185 @@
+// Greedy list scheduling for B/W-split schedules in the unit-cost timeline (compute_order.h).
+//
+// Time advances in unit slots; every pass takes one slot and its output is usable from the next
+// one (transfers free). What a slot may run on rank r, per local chunk c (model chunk k):
+// - forward of micro-batch i = the chunk's next forward: k = 0, or forward (k−1, i) done;
+// - B of i = the chunk's next B: forward (k, i) done, and k is last or B (k+1, i) done;
+// - W of i = the chunk's next W: B (k, i) done.
+#include <algorithm>
+
+#include "glog/logging.h"
+#include "parallel/schedules/compute_order.h"
+
+namespace deepnet::schedules {
+namespace {
+
+constexpr int kNotYet = -1;
+
+// How a free rank chooses (the variants GreedyZeroBubbleSteps tries).
+struct Preference {
+  bool forward_first = false;  // a fitting forward before a ready B
+  bool oldest_first = true;    // among chunks: the oldest micro-batch, else the deepest chunk
+};
+
+struct ChunkState {
+  int next_forward = 0;
+  int next_backward = 0;
+  int next_weight = 0;
+};
+
+class GreedyTimeline {
+ public:
+  GreedyTimeline(const ScheduleOptions& options, const ChunkPlacement& placement,
+                 const std::vector<int>& max_held, Preference preference)
+      : m_(options.micro_batches),
+        placement_(placement),
+        max_held_(max_held),
+        preference_(preference),
+        forward_done_(placement.num_chunks(), std::vector<int>(m_, kNotYet)),
+        backward_done_(placement.num_chunks(), std::vector<int>(m_, kNotYet)),
+        chunks_(placement.num_chunks()),
+        held_(placement.ranks(), 0),
+        steps_(placement.ranks()) {}
+
+  // The slots used, or −1 when the ranks stall (every rank full and waiting).
+  int Run() {
+    const int total = 3 * m_ * placement_.num_chunks();
+    int done = 0;
+    int slot = 0;
+    for (; done < total; ++slot) {
+      if (slot > 4 * total + 16) return -1;
+      std::vector<Action> chosen(placement_.ranks(), Action{.micro_batch = kNotYet});
+      for (int r = 0; r < placement_.ranks(); ++r) chosen[r] = Choose(r, slot);
+      for (int r = 0; r < placement_.ranks(); ++r) {
+        if (chosen[r].micro_batch == kNotYet) continue;
+        Apply(r, chosen[r], slot);
+        ++done;
+      }
+    }
+    return slot;
+  }
+
+  const std::vector<std::vector<Step>>& steps() const { return steps_; }
+
+ private:
+  bool Ready(const std::vector<std::vector<int>>& done, int k, int i, int slot) const {
+    return done[k][i] != kNotYet && done[k][i] < slot;
+  }
+
+  bool CanForward(int k, int slot) const {
+    const int i = chunks_[k].next_forward;
+    return i < m_ && (k == 0 || Ready(forward_done_, k - 1, i, slot));
+  }
+  bool CanBackward(int k, int slot) const {
+    const int i = chunks_[k].next_backward;
+    if (i >= m_ || !Ready(forward_done_, k, i, slot)) return false;
+    return k == placement_.num_chunks() - 1 || Ready(backward_done_, k + 1, i, slot);
+  }
+  bool CanWeight(int k, int slot) const {
+    const int i = chunks_[k].next_weight;
+    return i < m_ && Ready(backward_done_, k, i, slot);
+  }
+
+  // Forwards of the rank's later chunks still owed by micro-batches that entered its first one.
+  int OwedForwards(int rank) const {
+    const std::vector<int>& mine = placement_.ChunksOf(rank);
+    int owed = 0;
+    for (size_t c = 1; c < mine.size(); ++c) {
+      owed += chunks_[mine[0]].next_forward - chunks_[mine[c]].next_forward;
+    }
+    return owed;
+  }
+  bool FitsForward(int rank, int k) const {
+    const std::vector<int>& mine = placement_.ChunksOf(rank);
+    if (k != mine[0]) return held_[rank] + 1 <= max_held_[rank];
+    // A new micro-batch: it and every forward owed on later chunks must fit.
+    return held_[rank] + OwedForwards(rank) + static_cast<int>(mine.size()) <= max_held_[rank];
+  }
+
+  // The deepest ready chunk's pass, oldest micro-batch first.
+  Action Choose(int rank, int slot) const {
+    const std::vector<int>& mine = placement_.ChunksOf(rank);
+    auto pick = [&](ActionKind kind, auto can, auto next) {
+      int best = -1;
+      for (auto it = mine.rbegin(); it != mine.rend(); ++it) {
+        if (!can(*it)) continue;
+        if (best < 0 || (preference_.oldest_first && next(*it) < next(best))) best = *it;
+      }
+      return best < 0 ? Action{.micro_batch = kNotYet}
+                      : Compute(kind, next(best), placement_.LocalOf(best));
+    };
+    const Action backward = pick(
+        ActionKind::kBackwardInput, [&](int k) { return CanBackward(k, slot); },
+        [&](int k) { return chunks_[k].next_backward; });
+    const Action forward = pick(
+        ActionKind::kForward, [&](int k) { return CanForward(k, slot) && FitsForward(rank, k); },
+        [&](int k) { return chunks_[k].next_forward; });
+    const Action& first = preference_.forward_first ? forward : backward;
+    const Action& second = preference_.forward_first ? backward : forward;
+    if (first.micro_batch != kNotYet) return first;
+    if (second.micro_batch != kNotYet) return second;
+    return pick(
+        ActionKind::kBackwardWeight, [&](int k) { return CanWeight(k, slot); },
+        [&](int k) { return chunks_[k].next_weight; });
+  }
+
+  void Apply(int rank, const Action& action, int slot) {
+    const int k = placement_.ModelChunk(rank, action.chunk);
+    ChunkState& chunk = chunks_[k];
+    switch (action.kind) {
+      case ActionKind::kForward:
+        forward_done_[k][chunk.next_forward++] = slot;
+        ++held_[rank];
+        break;
+      case ActionKind::kBackwardInput:
+        backward_done_[k][chunk.next_backward++] = slot;
+        break;
+      default:
+        ++chunk.next_weight;
+        --held_[rank];
+        break;
+    }
+    steps_[rank].push_back({action});
+  }
+
+  int m_;
+  const ChunkPlacement& placement_;
+  std::vector<int> max_held_;
+  Preference preference_;
+  std::vector<std::vector<int>> forward_done_;   // [model chunk][micro-batch]: slot, or kNotYet
+  std::vector<std::vector<int>> backward_done_;  // B passes
+  std::vector<ChunkState> chunks_;               // per model chunk
+  std::vector<int> held_;                        // per rank: forwards not yet released by W
+  std::vector<std::vector<Step>> steps_;
+};
+
+}  // namespace
+
+std::vector<std::vector<Step>> GreedyZeroBubbleSteps(const ScheduleOptions& options,
+                                                     const ChunkPlacement& placement,
+                                                     const std::vector<int>& max_held) {
+  // Tries both preferences under every uniform cap up to max_held; keeps the shortest timeline
+  // (then the least memory). Cheap: each try is O(slots · p).
+  int most = 0;
+  for (int held : max_held) most = std::max(most, held);
+  std::vector<std::vector<Step>> best;
+  int best_slots = -1;
+  for (int cap = placement.max_chunks_per_rank(); cap <= most; ++cap) {
+    std::vector<int> caps = max_held;
+    for (int& c : caps) c = std::min(c, cap);
+    for (const bool forward_first : {false, true}) {
+      for (const bool oldest_first : {true, false}) {
+        GreedyTimeline timeline(options, placement, caps,
+                                {.forward_first = forward_first, .oldest_first = oldest_first});
+        const int slots = timeline.Run();
+        if (slots < 0 || (best_slots >= 0 && slots >= best_slots)) continue;
+        best_slots = slots;
+        best = timeline.steps();
+      }
+    }
+  }
+  CHECK_GE(best_slots, 0) << "no greedy zero-bubble schedule within the activation caps";
+  return best;
+}
+
+}  // namespace deepnet::schedules
