@@ -14,6 +14,7 @@
 
 #include "configs/config.h"
 #include "kernels/backends.h"
+#include "kernels/cpu/blas_core.h"
 #include "launcher/command_line.h"
 #include "parallel/pipeline_trainer.h"
 #include "parallel/trace.h"
@@ -177,6 +178,7 @@ Status RunProfileCommand(const CommandLine& command_line) {
             << ", recompute "
             << config::ParallelConfig::Recompute_Name(config.parallel().recompute())
             << "; shape from " << shape_source << "\n";
+  std::cout << cpu::BlasStartupLine(cpu::CurrentBlasReport()) << "\n";
   ASSIGN_OR_RETURN(const ModelProfile profile, ProfileUnitKinds(model, shape, options));
   std::cout << FormatModelProfile(profile);
 

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <string_view>
 
+#include "kernels/cpu/blas_core.h"
 #include "launcher/command_line.h"
 #include "runtime/allocator.h"
 #include "train/signals.h"
@@ -109,6 +110,12 @@ int Main(int argc, char** argv) {
     return 2;
   }
   google::InitGoogleLogging("deepnet");
+  // Every command that computes says which BLAS core the machine runs (kernels/cpu/blas_core.h).
+  const std::string_view name = command_line.command;
+  if (name == "train" || name == "profile" || name == "translate" || name == "score" ||
+      name == "eval") {
+    LOG(INFO) << cpu::BlasStartupLine(cpu::CurrentBlasReport());
+  }
   const Status status = command(command_line);
   if (IsStoppedForRequeue(status)) {  // SIGUSR1 / SIGTERM: checkpoint saved, run again to resume
     std::cerr << "deepnet " << command_line.command << ": " << status.message() << "\n";
@@ -124,4 +131,7 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace deepnet
 
-int main(int argc, char** argv) { return deepnet::Main(argc, argv); }
+int main(int argc, char** argv) {
+  deepnet::cpu::ChooseBlasCoreOrReexec(argv);  // first: may run this program again, once
+  return deepnet::Main(argc, argv);
+}
