@@ -12,6 +12,7 @@
 #   DEEPNET_BIN          the deepnet executable (default build/launcher/deepnet)
 #   PER_NODE             ranks per node (default: the first host's slots)
 #   OMP_NUM_THREADS      threads per rank (default 1); each rank is bound to that many cores
+#   OPENBLAS_CORETYPE    forwarded when set; else each rank's deepnet picks the core for its CPU
 #   MPI_IFACE            network interfaces or subnet for Open MPI's TCP traffic (eth0, ib0, 10.1.0.0/16)
 #   MPI_BIND             core (default): each rank bound to its cores; none: ranks float
 #   MPI_NODE_TIMEOUT     seconds after which mpirun gives up on a node it cannot reach (default 60;
@@ -57,7 +58,7 @@ command+=(--mca oob_tcp_keepalive_time $(( node_timeout / 2 ))
           --mca oob_tcp_keepalive_intvl $(( node_timeout / 4 > 0 ? node_timeout / 4 : 1 ))
           --mca oob_tcp_keepalive_probes 2)
 for name in OMP_NUM_THREADS OMP_PROC_BIND OMP_PLACES OMP_WAIT_POLICY GLOG_logtostderr PATH \
-            LD_LIBRARY_PATH $(compgen -e | grep -E '^(NCCL_|UCX_|CUDA_)' || true); do
+            LD_LIBRARY_PATH OPENBLAS_CORETYPE $(compgen -e | grep -E '^(NCCL_|UCX_|CUDA_)' || true); do
   [[ -n ${!name+set} ]] && command+=(-x "$name")
 done
 if [[ -n ${MPI_IFACE:-} ]]; then

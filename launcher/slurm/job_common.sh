@@ -25,6 +25,7 @@
 #   DEEPNET_REQUEUE      1 (default): requeue after a stop for checkpoint; 0: just exit
 #   DEEPNET_RESUME       1: pass --resume on the first run too (continue an earlier job's run dir)
 #   OMP_NUM_THREADS      threads per rank (default SLURM_CPUS_PER_TASK, else 1)
+#   OPENBLAS_CORETYPE    forwarded when set; else each rank's deepnet picks the core for its CPU
 
 deepnet_log() { echo "deepnet-job: $*"; }
 
@@ -39,7 +40,7 @@ deepnet_launch_command() {
       # Environment for ranks on other nodes (local ranks inherit it anyway).
       local name
       for name in OMP_NUM_THREADS OMP_PROC_BIND OMP_PLACES OMP_WAIT_POLICY GLOG_logtostderr PATH \
-                  LD_LIBRARY_PATH $(compgen -e | grep -E '^(NCCL_|UCX_|CUDA_)'); do
+                  LD_LIBRARY_PATH OPENBLAS_CORETYPE $(compgen -e | grep -E '^(NCCL_|UCX_|CUDA_)'); do
         [[ -n ${!name+set} ]] && launch+=(-x "$name")
       done
       [[ $(id -u) -eq 0 ]] && launch+=(--allow-run-as-root)
