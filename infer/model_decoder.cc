@@ -235,8 +235,8 @@ Tensor ModelDecoder::SelfAttention(Layer& layer, const Tensor& x) {
     layer.self_v = AppendPosition(*backend_, layer.self_v, rows, v);
   }
   const int H = settings_.heads, D = settings_.d_model / H;
-  const cpu::AttentionShape shape{static_cast<int>(R), 1, static_cast<int>(t + 1), H, D,
-                                  /*causal=*/false};
+  const AttentionShape shape{static_cast<int>(R), 1, static_cast<int>(t + 1), H, D,
+                             /*causal=*/false};
   Tensor probs = backend_->NewAttentionProbs(shape, x.dtype());
   Tensor context = NewLike(*backend_, x);
   backend_->AttentionForward(context, probs, q, layer.self_k, layer.self_v, nullptr, shape, 0.0f,
@@ -252,8 +252,8 @@ Tensor ModelDecoder::CrossAttention(const Layer& layer, const Tensor& x) const {
   Tensor q = NewLike(*backend_, x);
   backend_->LinearForward(q, x, p.q_weight->value, &p.q_bias->value);
   const int H = settings_.heads, D = settings_.d_model / H;
-  const cpu::AttentionShape shape{static_cast<int>(R), 1, static_cast<int>(S), H, D,
-                                  /*causal=*/false};
+  const AttentionShape shape{static_cast<int>(R), 1, static_cast<int>(S), H, D,
+                             /*causal=*/false};
   Tensor probs = backend_->NewAttentionProbs(shape, x.dtype());
   Tensor context = NewLike(*backend_, x);
   backend_->AttentionForward(context, probs, q, layer.cross_k, layer.cross_v, &row_mask_, shape,

@@ -12,8 +12,7 @@
 #include <memory>
 #include <string_view>
 
-#include "kernels/cpu/attention.h"
-#include "kernels/cpu/optimizer.h"
+#include "kernels/op_types.h"
 #include "runtime/philox.h"
 #include "runtime/tensor.h"
 
@@ -77,18 +76,17 @@ class Backend {
   // --- attention: q (B, Tq, C), k/v (B, Tk, C), probs (B, H, Tq, Tk), mask (B, Tk) u8 or null ---
   // What AttentionForward saves for the backward, as the backend wants it: the (B, H, Tq, Tk)
   // probabilities here; an O(B·H·Tq) stats buffer on CUDA (flash attention never forms them).
-  virtual Tensor NewAttentionProbs(const cpu::AttentionShape& shape, DType dtype) const {
+  virtual Tensor NewAttentionProbs(const AttentionShape& shape, DType dtype) const {
     return Empty({shape.B, shape.H, shape.Tq, shape.Tk}, dtype, MemoryCategory::kActivations);
   }
   virtual void AttentionForward(const Tensor& out, const Tensor& probs, const Tensor& q,
                                 const Tensor& k, const Tensor& v, const Tensor* key_padding_mask,
-                                const cpu::AttentionShape& shape, float dropout_p,
+                                const AttentionShape& shape, float dropout_p,
                                 const RngStream& stream) const = 0;
   virtual void AttentionBackward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                                  const Tensor& dout, const Tensor& q, const Tensor& k,
-                                 const Tensor& v, const Tensor& probs,
-                                 const cpu::AttentionShape& shape, float dropout_p,
-                                 const RngStream& stream) const = 0;
+                                 const Tensor& v, const Tensor& probs, const AttentionShape& shape,
+                                 float dropout_p, const RngStream& stream) const = 0;
 
   // --- pointwise ---
   virtual void ActivationForward(ActivationKind kind, const Tensor& y, const Tensor& x) const = 0;
@@ -120,7 +118,7 @@ class Backend {
 
   // --- optimizer ---
   virtual void AdamW(const Tensor& param, const Tensor& m, const Tensor& v, const Tensor& grad,
-                     const cpu::AdamWConfig& config, int64_t step, double grad_scale) const = 0;
+                     const AdamWConfig& config, int64_t step, double grad_scale) const = 0;
   virtual double SumOfSquares(const Tensor& x) const = 0;
 };
 

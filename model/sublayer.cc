@@ -109,7 +109,7 @@ Tensor AttentionBlockForward(const Backend& backend, const AttentionParams& para
                              AttentionSaved* saved) {
   const int B = static_cast<int>(xq.dim(0)), Tq = static_cast<int>(xq.dim(1));
   const int Tk = static_cast<int>(xkv.dim(1)), C = static_cast<int>(xq.dim(2));
-  saved->shape = cpu::AttentionShape{B, Tq, Tk, heads, C / heads, causal};
+  saved->shape = AttentionShape{B, Tq, Tk, heads, C / heads, causal};
   saved->dropout = dropout;
   saved->key_mask = key_mask;
   saved->q = NewLike(backend, xq);
@@ -138,7 +138,7 @@ void AttentionBlockBackward(const Backend& backend, const AttentionParams& param
   Tensor probs = saved.probs;
   if (IsEmpty(probs)) {
     // Selective recompute: the same inputs and Philox stream give the same probabilities.
-    const cpu::AttentionShape& s = saved.shape;
+    const AttentionShape& s = saved.shape;
     probs = backend.NewAttentionProbs(s, saved.q.dtype());
     Tensor unused_context = NewLike(backend, saved.context);
     backend.AttentionForward(unused_context, probs, saved.q, saved.k, saved.v,

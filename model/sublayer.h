@@ -85,7 +85,7 @@ struct AttentionSaved {
   Tensor probs;     // (B, H, Tq, Tk); empty under selective recompute (recomputed in backward)
   Tensor context;   // (B, Tq, C) attention output, out_proj's input
   Tensor key_mask;  // (B, Tk) u8 of the micro-batch (not counted in bytes), or empty
-  cpu::AttentionShape shape;
+  AttentionShape shape;
   DropoutSite dropout;  // on the probabilities
   int64_t bytes() const { return SumBytes({&q, &k, &v, &probs, &context}); }
 };

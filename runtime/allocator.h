@@ -66,7 +66,8 @@ class Allocator {
   int64_t limit_bytes_ = 0;
 };
 
-// Host memory (64-byte aligned, suitable for SIMD and pinned later by the CUDA backend).
+// Host memory (64-byte aligned, suitable for SIMD). Page-locked host memory for device transfers
+// comes from the CUDA backend's own allocator (Backend::NewHostStaging).
 class CpuAllocator final : public Allocator {
  public:
   Device device() const override { return Device::Cpu(); }

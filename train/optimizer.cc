@@ -71,7 +71,7 @@ std::vector<UnitGradSquares> Optimizer::LocalGradSquares() const {
 void Optimizer::Update(ParameterState& state, double lr, double grad_scale) const {
   const Parameter& p = *state.parameter;
   const Tensor& weights = p.weights();
-  cpu::AdamWConfig adam;
+  AdamWConfig adam;
   adam.lr = lr;
   adam.beta1 = options_.beta1;
   adam.beta2 = options_.beta2;

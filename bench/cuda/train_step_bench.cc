@@ -198,8 +198,8 @@ class Model {
     Backward(step);
     const double norm = std::sqrt(gpu_.SumOfSquares(store_.grads()));
     const double clip = std::isfinite(norm) && norm > 1.0 ? 1.0 / norm : 1.0;
-    gpu_.MultiTensorAdamW(store_.params(), cpu::AdamWConfig{.lr = 1e-4, .weight_decay = 0.01},
-                          step + 1, clip);
+    gpu_.MultiTensorAdamW(store_.params(), AdamWConfig{.lr = 1e-4, .weight_decay = 0.01}, step + 1,
+                          clip);
     return norm;
   }
 
@@ -274,7 +274,7 @@ class Model {
   Sizes s_;
   ParameterStore store_;
   double alpha_;  // DeepNorm α of a decoder-only model, (2M)^(1/4)
-  cpu::AttentionShape shape_;
+  AttentionShape shape_;
   ParameterStore::View embedding_;
   std::vector<Layer> layers_;
   Tensor x_final_, tmp_c_, tmp_c2_, grad_x_, grad_mid_, grad_q_, grad_k_, grad_v_, tmp_f_, tmp_f2_,

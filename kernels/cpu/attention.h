@@ -8,16 +8,10 @@
 
 #include <cstdint>
 
+#include "kernels/op_types.h"
 #include "runtime/philox.h"
 
 namespace deepnet::cpu {
-
-struct AttentionShape {
-  int B = 1, Tq = 1, Tk = 1, H = 1, D = 1;
-  // Query i may see key j only when j ≤ i + (Tk − Tq) (decoder self-attention; with Tq < Tk the
-  // queries are the last Tq positions, as in incremental decoding).
-  bool causal = false;
-};
 
 // out (B, Tq, C) = dropout(softmax(q·kᵀ/√D + mask))·v.
 // probs (B, H, Tq, Tk): the softmax before dropout, saved for backward.

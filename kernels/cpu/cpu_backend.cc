@@ -111,7 +111,7 @@ class Cpu final : public Backend {
 
   void AttentionForward(const Tensor& out, const Tensor& probs, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor* key_padding_mask,
-                        const cpu::AttentionShape& shape, float dropout_p,
+                        const AttentionShape& shape, float dropout_p,
                         const RngStream& stream) const override {
     const uint8_t* mask = key_padding_mask ? key_padding_mask->data<uint8_t>() : nullptr;
     DispatchFloat(q, [&]<typename T>() {
@@ -121,7 +121,7 @@ class Cpu final : public Backend {
   }
   void AttentionBackward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                          const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& probs,
-                         const cpu::AttentionShape& shape, float dropout_p,
+                         const AttentionShape& shape, float dropout_p,
                          const RngStream& stream) const override {
     DispatchFloat(q, [&]<typename T>() {
       cpu::attention_backward<T>(Ptr<T>(dq), Ptr<T>(dk), Ptr<T>(dv), Ptr<T>(dout), Ptr<T>(q),
@@ -220,7 +220,7 @@ class Cpu final : public Backend {
   }
 
   void AdamW(const Tensor& param, const Tensor& m, const Tensor& v, const Tensor& grad,
-             const cpu::AdamWConfig& config, int64_t step, double grad_scale) const override {
+             const AdamWConfig& config, int64_t step, double grad_scale) const override {
     DispatchFloat(param, [&]<typename T>() {
       cpu::adamw_update<T>(Ptr<T>(param), Ptr<T>(m), Ptr<T>(v), Ptr<T>(grad), param.numel(), config,
                            step, static_cast<T>(grad_scale));

@@ -3,15 +3,9 @@
 
 #include <cstdint>
 
-namespace deepnet::cpu {
+#include "kernels/op_types.h"
 
-struct AdamWConfig {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.98;
-  double eps = 1e-8;
-  double weight_decay = 0.0;  // decoupled (Loshchilov & Hutter): param −= lr·wd·param
-};
+namespace deepnet::cpu {
 
 // One AdamW step for n parameters. `step` counts from 1 (bias correction). Gradients are
 // multiplied by grad_scale first (clipping: min(1, max_norm / norm)).

@@ -459,7 +459,7 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---- host side ----
 
-Problem MakeProblem(const cpu::AttentionShape& s, float dropout_p, const RngStream& rng,
+Problem MakeProblem(const AttentionShape& s, float dropout_p, const RngStream& rng,
                     bool vectorized) {
   const double inv_sqrt_d = 1.0 / std::sqrt(static_cast<double>(s.D));
   Problem p{};
@@ -480,7 +480,7 @@ Problem MakeProblem(const cpu::AttentionShape& s, float dropout_p, const RngStre
 }
 
 template <typename T>
-bool Vectorizable(const cpu::AttentionShape& s, std::initializer_list<const void*> pointers) {
+bool Vectorizable(const AttentionShape& s, std::initializer_list<const void*> pointers) {
   if (s.D % kVec16<T> != 0) return false;
   for (const void* ptr : pointers) {
     if (!IsAlignedHost(ptr, 16)) return false;
@@ -488,7 +488,7 @@ bool Vectorizable(const cpu::AttentionShape& s, std::initializer_list<const void
   return true;
 }
 
-void CheckShape(const cpu::AttentionShape& s) {
+void CheckShape(const AttentionShape& s) {
   CHECK(s.B >= 0 && s.Tq >= 0 && s.Tk >= 0 && s.H >= 1 && s.D >= 1)
       << "attention: bad shape B=" << s.B << " Tq=" << s.Tq << " Tk=" << s.Tk << " H=" << s.H
       << " D=" << s.D;
@@ -515,16 +515,16 @@ void AllowSharedMemory(Kernel kernel, size_t bytes) {
 
 }  // namespace
 
-size_t AttentionMaskOffset(const cpu::AttentionShape& s) {
+size_t AttentionMaskOffset(const AttentionShape& s) {
   return ScratchCarver::Round(sizeof(float) * static_cast<size_t>(s.B) * s.H * s.Tq);
 }
 
-size_t AttentionStatsBytes(const cpu::AttentionShape& s) {
+size_t AttentionStatsBytes(const AttentionShape& s) {
   return AttentionMaskOffset(s) + static_cast<size_t>(s.B) * s.Tk;
 }
 
 void AttentionForward(const AttentionForwardArgs& args, cudaStream_t stream) {
-  const cpu::AttentionShape& s = args.shape;
+  const AttentionShape& s = args.shape;
   CheckShape(s);
   uint8_t* mask_copy = static_cast<uint8_t*>(args.stats) + AttentionMaskOffset(s);
   const size_t mask_bytes = static_cast<size_t>(s.B) * s.Tk;
@@ -553,12 +553,12 @@ void AttentionForward(const AttentionForwardArgs& args, cudaStream_t stream) {
   });
 }
 
-size_t AttentionBackwardScratchBytes(const cpu::AttentionShape& s) {
+size_t AttentionBackwardScratchBytes(const AttentionShape& s) {
   return ScratchCarver::Round(sizeof(float) * static_cast<size_t>(s.B) * s.H * s.Tq);
 }
 
 void AttentionBackward(const AttentionBackwardArgs& args, void* scratch, cudaStream_t stream) {
-  const cpu::AttentionShape& s = args.shape;
+  const AttentionShape& s = args.shape;
   CheckShape(s);
   const size_t bytes = static_cast<size_t>(DTypeSize(args.dtype));
   if (int64_t{s.B} * s.Tq * s.H * s.D == 0 || s.Tk == 0) {

@@ -23,7 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/cpu/attention.h"
+#include "kernels/op_types.h"
 #include "runtime/dtype.h"
 #include "runtime/philox.h"
 
@@ -33,8 +33,8 @@ namespace deepnet::cuda {
 inline constexpr int kAttentionMaxHeadDim = 128;
 
 // Bytes of the stats buffer, and where the mask copy starts in it.
-size_t AttentionStatsBytes(const cpu::AttentionShape& shape);
-size_t AttentionMaskOffset(const cpu::AttentionShape& shape);
+size_t AttentionStatsBytes(const AttentionShape& shape);
+size_t AttentionMaskOffset(const AttentionShape& shape);
 
 struct AttentionForwardArgs {
   void* out = nullptr;                   // (B, Tq, C)
@@ -43,7 +43,7 @@ struct AttentionForwardArgs {
   const void* k = nullptr;               // (B, Tk, C)
   const void* v = nullptr;               // (B, Tk, C)
   const uint8_t* key_padding = nullptr;  // (B, Tk), 1 = padding; or null
-  cpu::AttentionShape shape;
+  AttentionShape shape;
   float dropout_p = 0.0f;
   RngStream rng;
   DType dtype = DType::kF32;  // of out, q, k, v
@@ -58,7 +58,7 @@ struct AttentionBackwardArgs {
   const void* k = nullptr;
   const void* v = nullptr;
   const void* stats = nullptr;  // the forward's stats (lse and mask copy)
-  cpu::AttentionShape shape;
+  AttentionShape shape;
   float dropout_p = 0.0f;
   RngStream rng;
   DType dtype = DType::kF32;
@@ -67,7 +67,7 @@ struct AttentionBackwardArgs {
 void AttentionForward(const AttentionForwardArgs& args, cudaStream_t stream);
 
 // Scratch: D (B, H, Tq) f32.
-size_t AttentionBackwardScratchBytes(const cpu::AttentionShape& shape);
+size_t AttentionBackwardScratchBytes(const AttentionShape& shape);
 void AttentionBackward(const AttentionBackwardArgs& args, void* scratch, cudaStream_t stream);
 
 }  // namespace deepnet::cuda

@@ -97,7 +97,7 @@ void CudaBackend::Synchronize() const { DEEPNET_CUDA_CHECK(cudaStreamSynchronize
 
 void* CudaBackend::Scratch(size_t bytes) const { return workspace_->Get(bytes); }
 
-size_t CudaBackend::AttentionStatsBytes(const cpu::AttentionShape& shape) {
+size_t CudaBackend::AttentionStatsBytes(const AttentionShape& shape) {
   return cuda::AttentionStatsBytes(shape);
 }
 
@@ -109,7 +109,7 @@ Tensor CudaBackend::NewHostStaging(const Shape& shape, DType dtype) const {
   return Tensor::Empty(shape, dtype, MemoryCategory::kWorkspace);
 }
 
-Tensor CudaBackend::NewAttentionProbs(const cpu::AttentionShape& shape, DType dtype) const {
+Tensor CudaBackend::NewAttentionProbs(const AttentionShape& shape, DType dtype) const {
   const int64_t size = static_cast<int64_t>(DTypeSize(dtype));
   const int64_t bytes = static_cast<int64_t>(AttentionStatsBytes(shape));
   return Empty({(bytes + size - 1) / size}, dtype, MemoryCategory::kActivations);
@@ -298,7 +298,7 @@ void CudaBackend::DeepNormBackward(const Tensor* dx, const Tensor* dg, const Ten
 
 void CudaBackend::AttentionForward(const Tensor& out, const Tensor& probs, const Tensor& q,
                                    const Tensor& k, const Tensor& v, const Tensor* key_padding_mask,
-                                   const cpu::AttentionShape& shape, float dropout_p,
+                                   const AttentionShape& shape, float dropout_p,
                                    const RngStream& stream) const {
   const TensorChecks check(*this, "AttentionForward");
   const int64_t C = int64_t{shape.H} * shape.D;
@@ -331,7 +331,7 @@ void CudaBackend::AttentionForward(const Tensor& out, const Tensor& probs, const
 void CudaBackend::AttentionBackward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                                     const Tensor& dout, const Tensor& q, const Tensor& k,
                                     const Tensor& v, const Tensor& probs,
-                                    const cpu::AttentionShape& shape, float dropout_p,
+                                    const AttentionShape& shape, float dropout_p,
                                     const RngStream& stream) const {
   const TensorChecks check(*this, "AttentionBackward");
   const int64_t C = int64_t{shape.H} * shape.D;
@@ -477,14 +477,13 @@ void CudaBackend::CrossEntropyBackward(const Tensor& dlogits, const Tensor& logi
 // ---- optimizer ----
 
 void CudaBackend::AdamW(const Tensor& param, const Tensor& m, const Tensor& v, const Tensor& grad,
-                        const cpu::AdamWConfig& config, int64_t step, double grad_scale) const {
+                        const AdamWConfig& config, int64_t step, double grad_scale) const {
   const AdamWParam one{param, m, v, grad, Tensor()};
   MultiTensorAdamW(std::span<const AdamWParam>(&one, 1), config, step, grad_scale);
 }
 
-void CudaBackend::MultiTensorAdamW(std::span<const AdamWParam> params,
-                                   const cpu::AdamWConfig& config, int64_t step,
-                                   double grad_scale) const {
+void CudaBackend::MultiTensorAdamW(std::span<const AdamWParam> params, const AdamWConfig& config,
+                                   int64_t step, double grad_scale) const {
   const TensorChecks check(*this, "AdamW");
   std::vector<AdamWTensor> tensors;
   tensors.reserve(params.size());

@@ -24,7 +24,7 @@
 #include <span>
 
 #include "kernels/backend.h"
-#include "kernels/cpu/attention.h"
+#include "kernels/op_types.h"
 #include "runtime/status.h"
 #include "runtime/tensor.h"
 
@@ -65,11 +65,11 @@ class CudaBackend final : public Backend {
   // Waits for everything enqueued so far.
   void Synchronize() const;
 
-  static size_t AttentionStatsBytes(const cpu::AttentionShape& shape);
+  static size_t AttentionStatsBytes(const AttentionShape& shape);
   // Pinned host memory (PinnedHostAllocator), owned by this backend.
   Tensor NewHostStaging(const Shape& shape, DType dtype) const override;
   // A flat buffer of AttentionStatsBytes(shape): the saved state is O(T) per row, not O(T²).
-  Tensor NewAttentionProbs(const cpu::AttentionShape& shape, DType dtype) const override;
+  Tensor NewAttentionProbs(const AttentionShape& shape, DType dtype) const override;
 
   // --- Backend ---
   void Zero(const Tensor& t) const override;
@@ -95,11 +95,11 @@ class CudaBackend final : public Backend {
                         double alpha) const override;
   void AttentionForward(const Tensor& out, const Tensor& probs, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor* key_padding_mask,
-                        const cpu::AttentionShape& shape, float dropout_p,
+                        const AttentionShape& shape, float dropout_p,
                         const RngStream& stream) const override;
   void AttentionBackward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                          const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& probs,
-                         const cpu::AttentionShape& shape, float dropout_p,
+                         const AttentionShape& shape, float dropout_p,
                          const RngStream& stream) const override;
   void ActivationForward(ActivationKind kind, const Tensor& y, const Tensor& x) const override;
   void ActivationBackward(ActivationKind kind, const Tensor& dx, const Tensor& dy,
@@ -124,13 +124,13 @@ class CudaBackend final : public Backend {
                             int ignore_index) const override;
   // param f32 (or 16-bit), m and v f32, grad any float dtype.
   void AdamW(const Tensor& param, const Tensor& m, const Tensor& v, const Tensor& grad,
-             const cpu::AdamWConfig& config, int64_t step, double grad_scale) const override;
+             const AdamWConfig& config, int64_t step, double grad_scale) const override;
   double SumOfSquares(const Tensor& x) const override;
 
   // --- beyond Backend ---
   // AdamW over many tensors in a few launches, writing each compute copy in the same pass.
-  void MultiTensorAdamW(std::span<const AdamWParam> params, const cpu::AdamWConfig& config,
-                        int64_t step, double grad_scale) const;
+  void MultiTensorAdamW(std::span<const AdamWParam> params, const AdamWConfig& config, int64_t step,
+                        double grad_scale) const;
   // Σ x² over all tensors (deterministic; non-finite when any element is: the overflow check of
   // fp16 loss scaling). Waits for the stream.
   double SumOfSquares(std::span<const Tensor> tensors) const;

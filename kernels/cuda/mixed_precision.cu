@@ -150,8 +150,8 @@ int64_t TotalBlocks(std::span<const TensorRef> tensors) {
 
 }  // namespace
 
-void MultiTensorAdamW(std::span<const AdamWTensor> tensors, const cpu::AdamWConfig& config,
-                      int64_t step, float grad_scale, cudaStream_t stream) {
+void MultiTensorAdamW(std::span<const AdamWTensor> tensors, const AdamWConfig& config, int64_t step,
+                      float grad_scale, cudaStream_t stream) {
   // The same constants as cpu::adamw_update, computed in double and rounded once.
   const double t = static_cast<double>(step);
   const AdamWConstants k{

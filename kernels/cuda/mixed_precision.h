@@ -22,8 +22,8 @@
 #include <cstdint>
 #include <span>
 
-#include "kernels/cpu/optimizer.h"
 #include "kernels/cuda/types.h"
+#include "kernels/op_types.h"
 #include "runtime/dtype.h"
 
 namespace deepnet::cuda {
@@ -44,8 +44,8 @@ struct AdamWTensor {
 
 // AdamW as cpu::adamw_update over every tensor, a few launches for the whole list.
 // grad_scale multiplies the gradients first (clipping factor ÷ loss scale).
-void MultiTensorAdamW(std::span<const AdamWTensor> tensors, const cpu::AdamWConfig& config,
-                      int64_t step, float grad_scale, cudaStream_t stream);
+void MultiTensorAdamW(std::span<const AdamWTensor> tensors, const AdamWConfig& config, int64_t step,
+                      float grad_scale, cudaStream_t stream);
 
 // A read-only view of a device tensor for reductions.
 struct TensorRef {

@@ -184,7 +184,7 @@ class Strict final : public Backend {
   // `probs` is the real (B, H, Tq, Tk) softmax here, as on the CPU (not CUDA's stats buffer).
   void AttentionForward(const Tensor& out, const Tensor& probs, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor* key_padding_mask,
-                        const cpu::AttentionShape& shape, float dropout_p,
+                        const AttentionShape& shape, float dropout_p,
                         const RngStream& stream) const override {
     HostArgs h("AttentionForward");
     cpu_.AttentionForward(h.Out(out), h.Out(probs), h.In(q), h.In(k), h.In(v),
@@ -193,7 +193,7 @@ class Strict final : public Backend {
   }
   void AttentionBackward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                          const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& probs,
-                         const cpu::AttentionShape& shape, float dropout_p,
+                         const AttentionShape& shape, float dropout_p,
                          const RngStream& stream) const override {
     HostArgs h("AttentionBackward");
     cpu_.AttentionBackward(h.Out(dq), h.Out(dk), h.Out(dv), h.In(dout), h.In(q), h.In(k), h.In(v),
@@ -277,7 +277,7 @@ class Strict final : public Backend {
 
   // param f32 (the master) or 16-bit, m and v f32 (as on CUDA), grad any float dtype.
   void AdamW(const Tensor& param, const Tensor& m, const Tensor& v, const Tensor& grad,
-             const cpu::AdamWConfig& config, int64_t step, double grad_scale) const override {
+             const AdamWConfig& config, int64_t step, double grad_scale) const override {
     CHECK(m.dtype() == DType::kF32 && v.dtype() == DType::kF32)
         << "strict AdamW: moments must be f32, got " << m.ToString() << ", " << v.ToString();
     HostArgs h("AdamW");

@@ -69,7 +69,7 @@ TEST(CudaDropoutTest, MasksAreBitIdenticalToCpu) {
 
 TEST(CudaAttentionTest, FullyMaskedRowsGiveExactZeros) {
   DEEPNET_GPU_OR_SKIP(gpu);
-  const cpu::AttentionShape s{.B = 2, .Tq = 9, .Tk = 12, .H = 2, .D = 64, .causal = false};
+  const AttentionShape s{.B = 2, .Tq = 9, .Tk = 12, .H = 2, .D = 64, .causal = false};
   const int C = s.H * s.D;
   std::vector<double> mask(s.B * s.Tk, 0.0);
   for (int j = 0; j < s.Tk; ++j) mask[s.Tk + j] = 1.0;  // batch 1: every key is padding
@@ -105,7 +105,7 @@ TEST(CudaAttentionTest, FullyMaskedRowsGiveExactZeros) {
 // attention, embedding scatter, column sums, sum of squares) and returns all their output bytes.
 std::vector<uint8_t> BackwardBytes(CudaBackend& gpu, DType dtype) {
   const int N = 128, C = 256, V = 97;
-  const cpu::AttentionShape s{.B = 2, .Tq = 64, .Tk = 64, .H = 4, .D = 64, .causal = true};
+  const AttentionShape s{.B = 2, .Tq = 64, .Tk = 64, .H = 4, .D = 64, .causal = true};
   auto in = [&](const Shape& shape, uint32_t seed, DType type) {
     return MakeTensor(gpu, RandomValues(NumElements(shape), seed, -1, 1, type), shape, type);
   };

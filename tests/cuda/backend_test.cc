@@ -184,12 +184,12 @@ void NormCase(OpRun& r, bool deepnorm) {
 }
 
 struct AttentionCase {
-  cpu::AttentionShape shape;
+  AttentionShape shape;
   bool padding;  // batch b pads its last 5·b keys; the last batch pads all of them
   float dropout;
 };
 
-std::vector<double> PaddingMask(const cpu::AttentionShape& s, bool padding) {
+std::vector<double> PaddingMask(const AttentionShape& s, bool padding) {
   std::vector<double> mask(static_cast<size_t>(s.B) * s.Tk, 0.0);
   for (int b = 0; padding && b < s.B; ++b) {
     for (int j = 0; j < s.Tk; ++j) {
@@ -220,7 +220,7 @@ void AttentionOpCase(OpRun& r) {
       {{.B = 2, .Tq = 33, .Tk = 40, .H = 3, .D = 36, .causal = false}, true, 0.1f},
   };
   for (const AttentionCase& c : cases) {
-    const cpu::AttentionShape& s = c.shape;
+    const AttentionShape& s = c.shape;
     const int C = s.H * s.D;
     const std::string at = " B=" + std::to_string(s.B) + " Tq=" + std::to_string(s.Tq) +
                            " Tk=" + std::to_string(s.Tk) + " D=" + std::to_string(s.D);
@@ -325,7 +325,7 @@ void CrossEntropyCase(OpRun& r) {
 
 void AdamWCase(OpRun& r) {
   const int n = 20000;  // spans several blocks
-  const cpu::AdamWConfig config{
+  const AdamWConfig config{
       .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.98, .eps = 1e-8, .weight_decay = 0.01};
   Both param = r.In({n}, -1, 1, DType::kF32), m = r.In({n}, -0.1, 0.1, DType::kF32),
        v = r.In({n}, 0, 0.01, DType::kF32), grad = r.In({n});

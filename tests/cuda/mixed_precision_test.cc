@@ -31,7 +31,7 @@ TEST(CudaMixedPrecisionTest, SumOfSquaresFlagsInfAndNan) {
 
 TEST(CudaMixedPrecisionTest, MultiTensorAdamWMatchesOneTensorAtATime) {
   DEEPNET_GPU_OR_SKIP(gpu);
-  const cpu::AdamWConfig config{.lr = 1e-2, .weight_decay = 0.1};
+  const AdamWConfig config{.lr = 1e-2, .weight_decay = 0.1};
   // More tensors than one launch takes, of uneven sizes.
   std::vector<AdamWParam> batched, single;
   for (int i = 0; i < 45; ++i) {

@@ -200,8 +200,7 @@ TEST(StrictBackendTest, DeepNormMatchesCpu) {
 TEST(StrictBackendTest, AttentionMatchesCpu) {
   for (bool causal : {false, true}) {
     SCOPED_TRACE(causal ? "causal" : "padded");
-    const cpu::AttentionShape s{
-        .B = B, .Tq = causal ? 4 : 3, .Tk = 4, .H = 2, .D = 4, .causal = causal};
+    const AttentionShape s{.B = B, .Tq = causal ? 4 : 3, .Tk = 4, .H = 2, .D = 4, .causal = causal};
     const int c = s.H * s.D;
     Tensor mask = Tensor::Zeros({s.B, s.Tk}, DType::kU8, kAct);
     mask.data<uint8_t>()[s.Tk - 1] = 1;  // batch 0 pads its last key
@@ -316,7 +315,7 @@ TEST(StrictBackendTest, CrossEntropyMatchesCpu) {
 }
 
 TEST(StrictBackendTest, OptimizerMatchesCpu) {
-  const cpu::AdamWConfig config{
+  const AdamWConfig config{
       .lr = 0.01, .beta1 = 0.9, .beta2 = 0.98, .eps = 1e-8, .weight_decay = 0.1};
   ExpectMatchesCpu({Random({OC, C}, 92), Random({OC, C}, 93, -0.1, 0.1),
                     Random({OC, C}, 94, 0, 0.1), Random({OC, C}, 95)},
@@ -380,7 +379,7 @@ TEST(StrictBackendTest, F32GradientsBeside16BitActivationsAccumulateInF32) {
 
 // AdamW on a bf16 parameter: the f32 update rounded to bf16; the f32 moments are not rounded.
 TEST(StrictBackendTest, AdamWRoundsA16BitParameter) {
-  const cpu::AdamWConfig config{.lr = 0.01};
+  const AdamWConfig config{.lr = 0.01};
   Tensor param = Rounded(Random({OC, C}, 105), DType::kBF16), grad = Random({OC, C}, 106);
   Tensor m = Random({OC, C}, 107, -0.1, 0.1), v = Random({OC, C}, 108, 0, 0.1);
   // The CPU in f32 from the same values: the bf16 gradient's, the bf16 parameter's.

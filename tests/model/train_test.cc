@@ -31,7 +31,7 @@ double TrainOneBatch(const ModelConfig& config, int steps) {
     v.push_back(
         backend.Zeros(unit->flat_values().shape(), DType::kF32, MemoryCategory::kOptimizerState));
   }
-  cpu::AdamWConfig adam;
+  AdamWConfig adam;
   adam.lr = 1e-2;
   double loss = 0.0;
   for (int step = 1; step <= steps; ++step) {
