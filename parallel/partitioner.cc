@@ -167,6 +167,44 @@ PartitionPlan MakePlan(const SplitSearch& search, const std::vector<int>& bounds
   return plan;
 }
 
+// The split of `segment_units` (one count per model chunk) under `placement`; the memory limit
+// applies to each rank's total.
+StatusOr<PartitionPlan> GivenSplit(const std::vector<UnitCost>& units,
+                                   const ChunkPlacement& placement, const std::vector<int>& held,
+                                   const std::vector<int>& segment_units,
+                                   int64_t memory_limit_bytes) {
+  if (segment_units.size() != held.size()) {
+    return InvalidArgument("the given split has " + std::to_string(segment_units.size()) +
+                           " chunks; the schedule has " + std::to_string(held.size()));
+  }
+  std::vector<int> bounds{0};
+  for (const int count : segment_units) {
+    if (count < 1) return InvalidArgument("every chunk needs at least one unit");
+    bounds.push_back(bounds.back() + count);
+  }
+  if (bounds.back() != static_cast<int>(units.size())) {
+    return InvalidArgument("the given split covers " + std::to_string(bounds.back()) +
+                           " units; the model has " + std::to_string(units.size()));
+  }
+  PartitionPlan plan = MakePlan(SplitSearch(units, held), bounds);
+  std::vector<int64_t> rank_bytes(placement.ranks(), 0);
+  for (size_t k = 0; k < plan.stages.size(); ++k) {
+    StagePlan& stage = plan.stages[k];
+    stage.rank = placement.RankOf(static_cast<int>(k));
+    stage.chunk = placement.LocalOf(static_cast<int>(k));
+    rank_bytes[stage.rank] += stage.memory_bytes;
+  }
+  for (int r = 0; r < placement.ranks(); ++r) {
+    if (memory_limit_bytes > 0 && rank_bytes[r] > memory_limit_bytes) {
+      return ResourceExhausted("the given split needs " + FormatBytes(rank_bytes[r]) + " on rank " +
+                               std::to_string(r) + ", " +
+                               FormatBytes(rank_bytes[r] - memory_limit_bytes) +
+                               " over the memory limit " + FormatBytes(memory_limit_bytes));
+    }
+  }
+  return plan;
+}
+
 }  // namespace
 
 StatusOr<int64_t> MinimumPeakMemory(const std::vector<UnitCost>& units,
@@ -220,6 +258,9 @@ StatusOr<PartitionPlan> PartitionUnits(const std::vector<UnitCost>& units,
   ASSIGN_OR_RETURN(const std::vector<int> held,
                    PeakActivationsPerChunk(options.schedule, schedule));
   ASSIGN_OR_RETURN(const ChunkPlacement placement, PlacementOf(options.schedule, schedule));
+  if (!options.segment_units.empty()) {
+    return GivenSplit(units, placement, held, options.segment_units, options.memory_limit_bytes);
+  }
   return PartitionChunks(units, placement, held, options.memory_limit_bytes);
 }
 

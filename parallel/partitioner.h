@@ -62,6 +62,9 @@ struct PartitionOptions {
   // Per rank; 0 = no limit. With v > 1 chunks per rank each chunk gets an equal share (limit / v),
   // a sufficient condition that keeps the split exact per chunk.
   int64_t memory_limit_bytes = 0;
+  // Units per segment in model order (parallel.stage_units, `deepnet plan`): when set, the split
+  // is taken as given, not searched, and the memory limit applies to each rank's total.
+  std::vector<int> segment_units;
 };
 
 // Partition for a schedule: budgets from the schedule's peak activations per model chunk, ranks

@@ -1,6 +1,7 @@
 // PipelineTrainer set-up: config checks, the partition, this rank's units, the engine, the data.
 #include <algorithm>
 
+#include "configs/stage_units.h"
 #include "parallel/cost_model.h"
 #include "parallel/pipeline_trainer.h"
 #include "parallel/validate.h"
@@ -92,6 +93,9 @@ StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config) {
   options.micro_batches = parallel.micro_batches();
   options.schedule = kind;
   options.memory_limit_bytes = parallel.stage_memory_limit_mb() * (int64_t{1} << 20);
+  if (!parallel.stage_units().empty()) {
+    ASSIGN_OR_RETURN(options.segment_units, ParseStageUnits(parallel.stage_units()));
+  }
   ASSIGN_OR_RETURN(const ChunkPlacement placement, PlacementOf(kind, ScheduleOptionsOf(parallel)));
   if (static_cast<int64_t>(units.size()) < placement.num_chunks()) {
     return InvalidArgument("the model has " + std::to_string(units.size()) + " units, fewer than " +
@@ -100,7 +104,11 @@ StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config) {
                            std::to_string(options.stages) + " stages)");
   }
   StatusOr<PartitionPlan> plan = PartitionUnits(units, options);
-  if (!plan.ok()) return plan.status().WithContext("partitioning the model");
+  if (!plan.ok()) {
+    return plan.status().WithContext(
+        options.segment_units.empty() ? "partitioning the model"
+                                      : "parallel.stage_units \"" + parallel.stage_units() + "\"");
+  }
   return plan;
 }
 
