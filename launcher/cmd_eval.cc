@@ -24,9 +24,9 @@ DECLARE_int32(source_column);
 DECLARE_int32(target_column);
 DECLARE_int32(beam);
 DECLARE_int32(no_repeat_ngram);
-DEFINE_string(valid, "", "eval: the validation TSV (default: data.valid_tsv of the run)");
-DEFINE_int32(limit, 0, "eval: use only the first N validation pairs (0 = all)");
-DEFINE_int32(samples, 0, "eval: print this many sample translations (source, reference, output)");
+DEFINE_string(valid, "", kHelpInCommandTable);
+DEFINE_int32(limit, 0, kHelpInCommandTable);
+DEFINE_int32(samples, 0, kHelpInCommandTable);
 
 namespace deepnet {
 

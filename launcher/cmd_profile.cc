@@ -30,20 +30,14 @@
 DECLARE_int32(stages);
 DECLARE_int32(micro_batches);
 DECLARE_int32(chunks);
-DEFINE_int32(reps, 10, "profile: timed repetitions per unit kind");
-DEFINE_int32(warmup, 3, "profile: untimed repetitions first");
-DEFINE_int32(batch, 0,
-             "profile: sentences per micro-batch B (default: the mean of the batcher's); "
-             "translate: sentences per batch (default 32)");
-DEFINE_int32(src_len, 0,
-             "profile: source length S (default: the mean padded length of the batcher's batches)");
-DEFINE_int32(tgt_len, 0,
-             "profile: target length T (default: the mean padded length of the batcher's batches)");
-DEFINE_double(bandwidth_gbps, 10.0, "profile: stage-to-stage bandwidth (GB/s) for send costs");
-DEFINE_double(latency_us, 20.0, "profile: per-message latency (us) for send costs");
-DEFINE_int32(cores, 0,
-             "profile: cores all ranks share, for CPU ranks that oversubscribe one node (e.g. 2 "
-             "for mpirun -np 4 on 2 cores); 0 = every rank has its own core or GPU");
+DEFINE_int32(reps, 10, kHelpInCommandTable);
+DEFINE_int32(warmup, 3, kHelpInCommandTable);
+DEFINE_int32(batch, 0, kHelpInCommandTable);
+DEFINE_int32(src_len, 0, kHelpInCommandTable);
+DEFINE_int32(tgt_len, 0, kHelpInCommandTable);
+DEFINE_double(bandwidth_gbps, 10.0, kHelpInCommandTable);
+DEFINE_double(latency_us, 20.0, kHelpInCommandTable);
+DEFINE_int32(cores, 0, kHelpInCommandTable);
 
 namespace deepnet {
 namespace {

@@ -12,16 +12,12 @@
 #include "profile/timeline_svg.h"
 #include "runtime/atomic_file.h"
 
-DEFINE_int32(stages, 0,
-             "schedule: pipeline stages p (default 4); profile: overrides "
-             "parallel.pipeline_stages");
-DEFINE_int32(micro_batches, 0,
-             "schedule: micro-batches m per step (default 8); profile: overrides "
-             "parallel.micro_batches");
-DEFINE_string(schedule, "1f1b", "schedule: gpipe, 1f1b, interleaved or zb-h1");
-DEFINE_int32(chunks, 0, "model chunks v per rank for the interleaved schedule (default 2)");
-DEFINE_string(trace, "", "schedule: write the timeline as Chrome trace JSON to this file");
-DEFINE_string(svg, "", "schedule: write the timeline as an SVG picture to this file");
+DEFINE_int32(stages, 0, kHelpInCommandTable);
+DEFINE_int32(micro_batches, 0, kHelpInCommandTable);
+DEFINE_string(schedule, "1f1b", kHelpInCommandTable);
+DEFINE_int32(chunks, 0, kHelpInCommandTable);
+DEFINE_string(trace, "", kHelpInCommandTable);
+DEFINE_string(svg, "", kHelpInCommandTable);
 
 namespace deepnet {
 namespace {

@@ -20,10 +20,8 @@
 #include "text/file_io.h"
 
 DECLARE_string(input);
-DEFINE_int32(source_column, 0,
-             "score, eval: 1-based TSV column of the source (0 = data.source_column of the run)");
-DEFINE_int32(target_column, 0,
-             "score, eval: 1-based TSV column of the target (0 = data.target_column of the run)");
+DEFINE_int32(source_column, 0, kHelpInCommandTable);
+DEFINE_int32(target_column, 0, kHelpInCommandTable);
 
 namespace deepnet {
 namespace {

@@ -14,15 +14,13 @@
 #include "kernels/backends.h"
 #include "launcher/command_line.h"
 
-DEFINE_string(input, "-", "translate: source sentences, one per line (- = stdin); score: the TSV");
-DEFINE_int32(beam, 4, "translate, eval: beam size (1 = greedy)");
-DEFINE_double(max_len_a, 1.2, "translate, eval: at most max_len_a * source tokens + max_len_b");
-DEFINE_int32(max_len_b, 10, "translate, eval: see --max_len_a");
-DEFINE_double(lenpen, 1.0, "translate, eval: hypothesis score = log p / length^lenpen");
-DEFINE_int32(no_repeat_ngram, 0,
-             "translate, eval: no n-gram of target pieces twice in a hypothesis (0 = off)");
-// --batch is shared with `profile` (defined in cmd_profile.cc, default 0): here 0 means 32.
-DECLARE_int32(batch);
+DEFINE_string(input, "-", kHelpInCommandTable);
+DEFINE_int32(beam, 4, kHelpInCommandTable);
+DEFINE_double(max_len_a, 1.2, kHelpInCommandTable);
+DEFINE_int32(max_len_b, 10, kHelpInCommandTable);
+DEFINE_double(lenpen, 1.0, kHelpInCommandTable);
+DEFINE_int32(no_repeat_ngram, 0, kHelpInCommandTable);
+DECLARE_int32(batch);  // defined in cmd_profile.cc; here 0 means 32
 
 namespace deepnet {
 

@@ -6,17 +6,14 @@
 #include "configs/config.h"
 #include "kernels/backends.h"
 
-DEFINE_string(config, "", "run config file (text-format RunConfig, e.g. configs/demo.pbtxt)");
-DEFINE_string(data_dir, "", "overrides data.data_dir (where `prepare` writes and `train` reads)");
-DEFINE_string(checkpoint_dir, "", "overrides checkpoint.dir");
-DEFINE_bool(resume, false, "continue from the newest checkpoint in checkpoint.dir, if any");
-DEFINE_bool(restart, false,
-            "start from step 0 even though checkpoint.dir holds checkpoints (they are replaced)");
-DEFINE_string(checkpoint, "", "export: a step directory, or a checkpoint root (uses `latest`)");
-DEFINE_string(out, "", "export: the safetensors file to write");
-DEFINE_string(device, "cpu",
-              "translate, score, eval, export: where the model runs: cpu, cuda or strict (the "
-              "CPU-run test device whose memory the host cannot read)");
+DEFINE_string(config, "", kHelpInCommandTable);
+DEFINE_string(data_dir, "", kHelpInCommandTable);
+DEFINE_string(checkpoint_dir, "", kHelpInCommandTable);
+DEFINE_bool(resume, false, kHelpInCommandTable);
+DEFINE_bool(restart, false, kHelpInCommandTable);
+DEFINE_string(checkpoint, "", kHelpInCommandTable);
+DEFINE_string(out, "", kHelpInCommandTable);
+DEFINE_string(device, "cpu", kHelpInCommandTable);
 
 namespace deepnet {
 

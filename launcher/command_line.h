@@ -1,8 +1,10 @@
-// The pieces of the `deepnet` command line that every command shares.
+// The pieces of the `deepnet` command line that several commands share.
 //
-// Flags are gflags (--config, --data_dir, --checkpoint_dir, --resume, --checkpoint, --out,
-// --device), except --set: gflags keeps only the last value of a repeated flag, so main() takes
-// every `--set X` / `--set=X` out of argv itself, in order, before gflags sees the rest.
+// Flags are gflags (--config, --data_dir, --checkpoint_dir, --resume, --restart, --checkpoint,
+// --out, --device here; the others in the cmd_<name>.cc of the command that owns them), except
+// --set: gflags keeps only the last value of a repeated flag, so main() takes every `--set X` /
+// `--set=X` out of argv itself, in order, before gflags sees the rest. Which command takes which
+// flag, and the help of each, is the command table's (launcher/commands.h).
 #pragma once
 
 #include <gflags/gflags.h>
@@ -13,6 +15,9 @@
 #include "configs/deepnet.pb.h"
 #include "kernels/backend.h"
 #include "runtime/status.h"
+
+// The description of every DEFINE_* of launcher/: the help text lives in the command table.
+inline constexpr char kHelpInCommandTable[] = "see `deepnet help` (launcher/commands.cc)";
 
 DECLARE_string(config);
 DECLARE_string(data_dir);
