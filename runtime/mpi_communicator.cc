@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 #include <utility>
 
@@ -163,7 +164,29 @@ StatusOr<std::unique_ptr<MpiCommunicator>> MpiCommunicator::World(double timeout
   }
   ASSIGN_OR_RETURN(auto comm, Create(world, "world", timeout_seconds));
   comm->is_world_ = true;
+  RETURN_IF_ERROR(comm->GatherHosts());
   return comm;
+}
+
+// Every rank's host, so that errors can name where a missing peer ran. Kept only when the job
+// spans several hosts: on one host the error's own "(host ...)" already says it.
+Status MpiCommunicator::GatherHosts() {
+  std::vector<char> names(static_cast<size_t>(size_) * MPI_MAX_PROCESSOR_NAME, '\0');
+  int length = 0;
+  MPI_Get_processor_name(names.data() + static_cast<size_t>(rank_) * MPI_MAX_PROCESSOR_NAME,
+                         &length);
+  RETURN_IF_ERROR(AllGatherImpl(names.data() + static_cast<size_t>(rank_) * MPI_MAX_PROCESSOR_NAME,
+                                MPI_MAX_PROCESSOR_NAME, names.data()));
+  auto hosts = std::make_shared<std::vector<std::string>>();
+  for (int r = 0; r < size_; ++r) {
+    const char* name = names.data() + static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME;
+    hosts->emplace_back(name, strnlen(name, MPI_MAX_PROCESSOR_NAME));
+  }
+  if (std::any_of(hosts->begin(), hosts->end(),
+                  [&](const std::string& h) { return h != hosts->front(); })) {
+    world_hosts_ = std::move(hosts);
+  }
+  return OkStatus();
 }
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::string name, double timeout_seconds)
@@ -220,10 +243,14 @@ MpiCommunicator::~MpiCommunicator() {
 
 std::string MpiCommunicator::DescribeRank(int rank) const {
   std::string text = "rank " + std::to_string(rank);
-  if (!is_world_ && rank >= 0 && rank < static_cast<int>(world_ranks_.size())) {
-    text += " (world rank " + std::to_string(world_ranks_[rank]) + ")";
+  if (rank < 0 || rank >= static_cast<int>(world_ranks_.size())) return text;
+  const int world_rank = world_ranks_[rank];
+  std::string details = is_world_ ? "" : "world rank " + std::to_string(world_rank);
+  if (world_hosts_ != nullptr && world_rank >= 0 &&
+      world_rank < static_cast<int>(world_hosts_->size())) {
+    details += (details.empty() ? "host " : ", host ") + (*world_hosts_)[world_rank];
   }
-  return text;
+  return details.empty() ? text : text + " (" + details + ")";
 }
 
 Status MpiCommunicator::Check(int mpi_error, const std::string& what) const {
@@ -486,6 +513,7 @@ StatusOr<std::unique_ptr<Communicator>> MpiCommunicator::SplitImpl(int color, in
   if (sub == MPI_COMM_NULL) return std::unique_ptr<Communicator>();
   ASSIGN_OR_RETURN(
       auto child, Create(sub, name() + "/split(" + std::to_string(color) + ")", timeout_seconds()));
+  child->world_hosts_ = world_hosts_;
   return std::unique_ptr<Communicator>(std::move(child));
 }
 

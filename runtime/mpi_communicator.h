@@ -111,6 +111,7 @@ class MpiCommunicator : public Communicator {
   Status WaitCollective(std::vector<MPI_Request>& requests, const std::string& op,
                         const std::string& detail);
   std::vector<int> RanksNotReaching(int64_t seq);
+  Status GatherHosts();
   Status Check(int mpi_error, const std::string& what) const;
   void Abandon(PointToPoint& op);
   template <typename T>
@@ -123,6 +124,8 @@ class MpiCommunicator : public Communicator {
   int local_rank_ = 0;
   int local_size_ = 1;
   std::vector<int> world_ranks_;  // rank i of comm_ is world rank world_ranks_[i]
+  // Host of each world rank when the job spans several hosts (shared by splits), else null.
+  std::shared_ptr<const std::vector<std::string>> world_hosts_;
   bool is_world_ = false;
   size_t max_chunk_bytes_ = size_t{1} << 30;  // fits an int count
   uint64_t next_request_id_ = 1;

@@ -17,6 +17,9 @@
 #             in turn): mpirun exits non-zero and every process of every node is gone within
 #             parallel.comm_timeout_seconds + 10 s of the cut, and a message names the lost rank
 #             and its node; prints the exit times (min/median/max)
+#   stop      MULTINODE_TRIALS jobs whose rank on node 1 or 2 is stopped (SIGSTOP; its node stays
+#             up, so only deepnet's own deadline notices): a survivor names the rank and its host
+#             ("rank 1 (world rank 1, host node1)") and ends the job, exit 1, within the limit
 #   resume    a job cut (kill -9 of node 2) after a few checkpoints, run again with --resume on
 #             the same nodes: it resumes from the last checkpoint and its parameters equal an
 #             uncut run's bit for bit
@@ -35,6 +38,7 @@ root=$(readlink -f "$2")
 case_name=$3
 here=$root/tests/launch/multinode
 comm_timeout=${MULTINODE_COMM_TIMEOUT:-12}  # above MPI_NODE_TIMEOUT's detection (4-8 s)
+[[ $case_name == stop ]] && comm_timeout=4  # nothing else can notice a stopped rank
 limit=$(( comm_timeout + 10 ))              # seconds from the cut until everything is gone
 job_limit=240                               # `timeout` of one job, start-up included
 
@@ -87,13 +91,15 @@ run_multinode() {
     $(train_args "$dir") "$@" > "$dir/out.txt" 2>&1
 }
 
-# run_one_node DIR NP ARGS...: the same job with plain mpirun on node 0 alone (shared memory).
+# run_one_node DIR NP BTL ARGS...: the same job with plain mpirun on node 0 alone, over Open MPI's
+# default transports (shared memory) when BTL is empty, else over BTL (tcp,self: TCP on loopback).
 run_one_node() {
-  local dir=$1 np=$2
-  shift 2
+  local dir=$1 np=$2 btl=$3
+  shift 3
   mkdir -p "$dir"
   # shellcheck disable=SC2046
   timeout -k 5 "$job_limit" env -u OMPI_MCA_btl -u OMPI_MCA_plm_rsh_agent \
+    ${btl:+OMPI_MCA_btl=$btl} \
     nsenter --net="/run/netns/$(cluster_namespace 0)" mpirun -np "$np" --allow-run-as-root --oversubscribe \
     --bind-to none -x OMP_NUM_THREADS -x OMP_WAIT_POLICY -x GLOG_logtostderr \
     "$deepnet" train --config "$root/configs/tiny.pbtxt" $(train_args "$dir") "$@" \
@@ -131,6 +137,8 @@ print("%.4f" % ((last["elapsed_seconds"] - first["elapsed_seconds"]) / (last["st
 PY
 }
 
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 veth_bytes() {  # bytes the root-side veths carried so far, both directions, all nodes
   local k total=0 dir
   for (( k = 0; k < CLUSTER_NODES; ++k )); do
@@ -161,25 +169,37 @@ expect_grid_on_nodes() {  # expect_grid_on_nodes DIR NODES: rank 0's grid names 
 }
 
 case_pipeline() {
-  local steps=${MULTINODE_STEPS:-8} bytes
-  local args=(--set "train.max_steps=$steps" --set "checkpoint.every_steps=$steps")
+  local steps=${MULTINODE_STEPS:-8} rounds=${MULTINODE_ROUNDS:-1} bytes round
+  local args=(--set "train.max_steps=$steps" --set "checkpoint.every_steps=$steps"
+              --set parallel.pipeline_stages=3)
+  local across=() shared=() loopback=()
   up 3 1
-  run_single "$work/single" "${args[@]}" || { show_failure "$work/single"; fail "one process"; }
-  bytes=$(veth_bytes)
-  run_multinode "$work/nodes" 3 "${args[@]}" --set parallel.pipeline_stages=3 ||
-    { show_failure "$work/nodes"; fail "3 stages on 3 nodes failed"; }
-  bytes=$(( $(veth_bytes) - bytes ))
-  expect_grid_on_nodes "$work/nodes" 3
-  (( bytes > 100000 )) || fail "the veths carried only $bytes bytes"
-  expect_identical "$work/nodes" "$work/single" || fail "3 nodes differ from one process"
-  run_one_node "$work/local" 3 "${args[@]}" --set parallel.pipeline_stages=3 ||
-    { show_failure "$work/local"; fail "3 stages on one node"; }
-  expect_identical "$work/local" "$work/single" || fail "3 ranks on one node differ from one process"
-  local across local_
-  across=$(step_seconds "$work/nodes") local_=$(step_seconds "$work/local")
-  log "$(printf 'step time (tiny, 3 stages, %d steps, load %s): 3 nodes %.1f ms, 1 node %.1f ms, ratio %.2f; veths carried %d bytes' \
-         "$steps" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(bc -l <<< "$across * 1000")" \
-         "$(bc -l <<< "$local_ * 1000")" "$(bc -l <<< "$across / $local_")" "$bytes")"
+  run_single "$work/single" "${args[@]:0:4}" || { show_failure "$work/single"; fail "one process"; }
+  # Rounds alternate the three layouts, so that a change of the machine's load hits all three.
+  for (( round = 1; round <= rounds; ++round )); do
+    bytes=$(veth_bytes)
+    run_multinode "$work/nodes$round" 3 "${args[@]}" ||
+      { show_failure "$work/nodes$round"; fail "3 stages on 3 nodes failed"; }
+    bytes=$(( $(veth_bytes) - bytes ))
+    expect_grid_on_nodes "$work/nodes$round" 3
+    (( bytes > 100000 )) || fail "the veths carried only $bytes bytes"
+    expect_identical "$work/nodes$round" "$work/single" || fail "3 nodes differ from one process"
+    run_one_node "$work/shared$round" 3 "" "${args[@]}" ||
+      { show_failure "$work/shared$round"; fail "3 stages on one node"; }
+    expect_identical "$work/shared$round" "$work/single" || fail "one node differs from one process"
+    run_one_node "$work/loopback$round" 3 tcp,self "${args[@]}" ||
+      { show_failure "$work/loopback$round"; fail "3 stages on one node over TCP"; }
+    expect_identical "$work/loopback$round" "$work/single" || fail "TCP loopback differs from one process"
+    across+=("$(step_seconds "$work/nodes$round")")
+    shared+=("$(step_seconds "$work/shared$round")")
+    loopback+=("$(step_seconds "$work/loopback$round")")
+  done
+  local a s l
+  a=$(median "${across[@]}") s=$(median "${shared[@]}") l=$(median "${loopback[@]}")
+  log "$(printf 'step time (tiny, 3 stages, %d steps, median of %d rounds, load %s): 3 nodes (TCP over veths) %.1f ms, 1 node shared memory %.1f ms, 1 node TCP loopback %.1f ms; 3 nodes / shared memory %.2f, 3 nodes / loopback %.2f; veths carried %d bytes per run' \
+         "$steps" "$rounds" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(bc -l <<< "$a * 1000")" \
+         "$(bc -l <<< "$s * 1000")" "$(bc -l <<< "$l * 1000")" "$(bc -l <<< "$a / $s")" \
+         "$(bc -l <<< "$a / $l")" "$bytes")"
   log "ok: 3 stages on 3 nodes = one process, bit for bit"
 }
 
@@ -190,7 +210,7 @@ case_dp_pp() {
   run_multinode "$work/nodes" 4 "${args[@]}" ||
     { show_failure "$work/nodes"; fail "2x2 on 2 nodes failed"; }
   expect_grid_on_nodes "$work/nodes" 2
-  run_one_node "$work/local" 4 "${args[@]}" || { show_failure "$work/local"; fail "2x2 on one node"; }
+  run_one_node "$work/local" 4 "" "${args[@]}" || { show_failure "$work/local"; fail "2x2 on one node"; }
   expect_identical "$work/nodes" "$work/local" || fail "2 nodes differ from one node"
   log "ok: 2 replicas x 2 stages on 2 nodes = the same grid on one node, bit for bit"
 }
@@ -233,6 +253,13 @@ names_lost_rank() {  # names_lost_rank OUT K
   grep -m 1 -E "lost node $addr, which ran world ranks? $k\b|process rank $k with PID .* on node (node$k|$addr)|rank $k\b.*host node$k\b" "$1"
 }
 
+stop_rank_of_node() {  # SIGSTOP to the deepnet process of node K (its daemon keeps running)
+  local pid
+  for pid in $(cluster_pids "$1"); do
+    [[ $(cat "/proc/$pid/comm" 2> /dev/null) == deepnet ]] && kill -STOP "$pid"
+  done
+}
+
 case_cut() {
   local how=$1 trials=${MULTINODE_TRIALS:-5} trial k failures=0 times=() line leftover
   for (( trial = 1; trial <= trials; ++trial )); do
@@ -245,12 +272,14 @@ case_cut() {
     case $how in
       link) cluster_cut_link "$k" ;;
       kill) cluster_kill_node "$k" ;;
+      stop) stop_rank_of_node "$k" ;;
     esac
     wait_job_and_nodes
     leftover=$(cluster_pids | tr '\n' ' ')
     [[ -n $leftover ]] && problems+=("processes left: $leftover")
     cluster_down
     (( job_rc == 0 || job_rc == 75 || job_rc == 124 )) && problems+=("mpirun exited $job_rc")
+    [[ $how == stop ]] && (( job_rc != 1 )) && problems+=("mpirun exited $job_rc, not 1 (MPI_Abort)")
     awk -v s="$job_seconds" -v l="$limit" 'BEGIN { exit !(s > l) }' &&
       problems+=("ended after $job_seconds s (limit $limit s)")
     line=$(names_lost_rank "$dir/out.txt" "$k")
@@ -302,6 +331,7 @@ case $case_name in
   dp_pp) case_dp_pp ;;
   cut_link) case_cut link ;;
   cut_kill) case_cut kill ;;
+  stop) case_cut stop ;;
   resume) case_resume ;;
   *) echo "unknown case $case_name" >&2; exit 2 ;;
 esac

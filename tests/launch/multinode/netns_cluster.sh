@@ -25,6 +25,7 @@
 CLUSTER_SUBNET=198.18.0.0/15
 CLUSTER_NODES=0
 CLUSTER_COUNT=0
+CLUSTER_TAG=
 
 cluster_namespace() { echo "${CLUSTER_TAG}-n$1"; }
 cluster_veth() { echo "${CLUSTER_TAG}v$1"; }
@@ -115,7 +116,7 @@ cluster_down() {
     ip link del "$(cluster_veth "$k")" 2> /dev/null
     ip netns del "$(cluster_namespace "$k")" 2> /dev/null
   done
-  ip link del "${CLUSTER_TAG}b" 2> /dev/null
+  [[ -n $CLUSTER_TAG ]] && ip link del "${CLUSTER_TAG}b" 2> /dev/null
   CLUSTER_NODES=0
   return 0
 }
