@@ -20,6 +20,9 @@
 #   stop      MULTINODE_TRIALS jobs whose rank on node 1 or 2 is stopped (SIGSTOP; its node stays
 #             up, so only deepnet's own deadline notices): a survivor names the rank and its host
 #             ("rank 1 (world rank 1, host node1)") and ends the job, exit 1, within the limit
+#   pipeline_1000l  configs/deepnet-1000L.pbtxt (500+500 layers) as 3 stages on 3 nodes for 2 steps
+#             (64-token micro-batches, the tiny corpus): bit-identical to one process. Minutes on
+#             2 cores, so not in ctest
 #   resume    a job cut (kill -9 of node 2) after a few checkpoints, run again with --resume on
 #             the same nodes: it resumes from the last checkpoint and its parameters equal an
 #             uncut run's bit for bit
@@ -41,6 +44,7 @@ comm_timeout=${MULTINODE_COMM_TIMEOUT:-12}  # above MPI_NODE_TIMEOUT's detection
 [[ $case_name == stop ]] && comm_timeout=4  # nothing else can notice a stopped rank
 limit=$(( comm_timeout + 10 ))              # seconds from the cut until everything is gone
 job_limit=240                               # `timeout` of one job, start-up included
+config=$root/configs/tiny.pbtxt             # of every job
 
 # shellcheck source=tests/launch/job_helpers.sh
 source "$root/tests/launch/job_helpers.sh"
@@ -87,7 +91,8 @@ run_multinode() {
   mkdir -p "$dir"
   # shellcheck disable=SC2046,SC2016  # train_args: words without spaces; $1, $@: bash -c's
   timeout -k 5 "$job_limit" bash -c 'source "$1" && shift && netns_enter "$@"' run_multinode \
-    "$here/netns_cluster.sh" "$(cluster_namespace 0)" node0 "$root/launcher/mpirun/multinode.sh" "$CLUSTER_DIR/hostfile" "$np" "$root/configs/tiny.pbtxt" \
+    "$here/netns_cluster.sh" "$(cluster_namespace 0)" node0 \
+    "$root/launcher/mpirun/multinode.sh" "$CLUSTER_DIR/hostfile" "$np" "$config" \
     $(train_args "$dir") "$@" > "$dir/out.txt" 2>&1
 }
 
@@ -100,9 +105,10 @@ run_one_node() {
   # shellcheck disable=SC2046
   timeout -k 5 "$job_limit" env -u OMPI_MCA_btl -u OMPI_MCA_plm_rsh_agent \
     ${btl:+OMPI_MCA_btl=$btl} \
-    nsenter --net="/run/netns/$(cluster_namespace 0)" mpirun -np "$np" --allow-run-as-root --oversubscribe \
+    nsenter --net="/run/netns/$(cluster_namespace 0)" \
+    mpirun -np "$np" --allow-run-as-root --oversubscribe \
     --bind-to none -x OMP_NUM_THREADS -x OMP_WAIT_POLICY -x GLOG_logtostderr \
-    "$deepnet" train --config "$root/configs/tiny.pbtxt" $(train_args "$dir") "$@" \
+    "$deepnet" train --config "$config" $(train_args "$dir") "$@" \
     > "$dir/out.txt" 2>&1
 }
 
@@ -112,7 +118,7 @@ run_single() {
   shift
   mkdir -p "$dir"
   # shellcheck disable=SC2046
-  timeout -k 5 "$job_limit" "$deepnet" train --config "$root/configs/tiny.pbtxt" \
+  timeout -k 5 "$job_limit" "$deepnet" train --config "$config" \
     $(train_args "$dir") "$@" > "$dir/out.txt" 2>&1
 }
 
@@ -133,7 +139,8 @@ import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if '"elapsed_seconds"' in line]
 rows = [r for r in rows if "loss" in r]
 first, last = rows[0], rows[-1]
-print("%.4f" % ((last["elapsed_seconds"] - first["elapsed_seconds"]) / (last["step"] - first["step"])))
+seconds = last["elapsed_seconds"] - first["elapsed_seconds"]
+print("%.4f" % (seconds / (last["step"] - first["step"])))
 PY
 }
 
@@ -189,18 +196,42 @@ case_pipeline() {
     expect_identical "$work/shared$round" "$work/single" || fail "one node differs from one process"
     run_one_node "$work/loopback$round" 3 tcp,self "${args[@]}" ||
       { show_failure "$work/loopback$round"; fail "3 stages on one node over TCP"; }
-    expect_identical "$work/loopback$round" "$work/single" || fail "TCP loopback differs from one process"
+    expect_identical "$work/loopback$round" "$work/single" ||
+      fail "TCP loopback differs from one process"
     across+=("$(step_seconds "$work/nodes$round")")
     shared+=("$(step_seconds "$work/shared$round")")
     loopback+=("$(step_seconds "$work/loopback$round")")
   done
   local a s l
   a=$(median "${across[@]}") s=$(median "${shared[@]}") l=$(median "${loopback[@]}")
-  log "$(printf 'step time (tiny, 3 stages, %d steps, median of %d rounds, load %s): 3 nodes (TCP over veths) %.1f ms, 1 node shared memory %.1f ms, 1 node TCP loopback %.1f ms; 3 nodes / shared memory %.2f, 3 nodes / loopback %.2f; veths carried %d bytes per run' \
+  local format='step time (tiny, 3 stages, %d steps, median of %d rounds, load %s): '
+  format+='3 nodes (TCP over veths) %.1f ms, 1 node shared memory %.1f ms, 1 node TCP loopback '
+  format+='%.1f ms; 3 nodes / shared memory %.2f, 3 nodes / loopback %.2f; veths carried %d bytes'
+  # shellcheck disable=SC2059  # the format is the constant built above
+  log "$(printf "$format" \
          "$steps" "$rounds" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(bc -l <<< "$a * 1000")" \
          "$(bc -l <<< "$s * 1000")" "$(bc -l <<< "$l * 1000")" "$(bc -l <<< "$a / $s")" \
          "$(bc -l <<< "$a / $l")" "$bytes")"
   log "ok: 3 stages on 3 nodes = one process, bit for bit"
+}
+
+case_pipeline_1000l() {
+  config=$root/configs/deepnet-1000L.pbtxt
+  local args=(--set train.max_steps=2 --set checkpoint.every_steps=2 --set model.vocab_size=256
+              --set data.max_tokens_per_batch=64 --set parallel.micro_batches=2
+              --set 'logging.trace_dir=""' --set train.valid_every=0)
+  up 3 1
+  local start=$SECONDS
+  run_single "$work/single" "${args[@]}" --set parallel.pipeline_stages=1 ||
+    { show_failure "$work/single"; fail "one process"; }
+  log "one process: 2 steps in $(( SECONDS - start )) s"
+  start=$SECONDS
+  run_multinode "$work/nodes" 3 "${args[@]}" --set parallel.pipeline_stages=3 ||
+    { show_failure "$work/nodes"; fail "3 stages on 3 nodes failed"; }
+  log "3 stages on 3 nodes: 2 steps in $(( SECONDS - start )) s"
+  expect_grid_on_nodes "$work/nodes" 3
+  expect_identical "$work/nodes" "$work/single" || fail "3 nodes differ from one process"
+  log "ok: the 1,000-layer model as 3 stages on 3 nodes = one process, bit for bit"
 }
 
 case_dp_pp() {
@@ -210,7 +241,8 @@ case_dp_pp() {
   run_multinode "$work/nodes" 4 "${args[@]}" ||
     { show_failure "$work/nodes"; fail "2x2 on 2 nodes failed"; }
   expect_grid_on_nodes "$work/nodes" 2
-  run_one_node "$work/local" 4 "" "${args[@]}" || { show_failure "$work/local"; fail "2x2 on one node"; }
+  run_one_node "$work/local" 4 "" "${args[@]}" ||
+    { show_failure "$work/local"; fail "2x2 on one node"; }
   expect_identical "$work/nodes" "$work/local" || fail "2 nodes differ from one node"
   log "ok: 2 replicas x 2 stages on 2 nodes = the same grid on one node, bit for bit"
 }
@@ -250,7 +282,10 @@ wait_job_and_nodes() {
 # node", or a survivor's deepnet error.
 names_lost_rank() {  # names_lost_rank OUT K
   local k=$2 addr="198\.18\.0\.$(( $2 + 1 ))"
-  grep -m 1 -E "lost node $addr, which ran world ranks? $k\b|process rank $k with PID .* on node (node$k|$addr)|rank $k\b.*host node$k\b" "$1"
+  local by_script="lost node $addr, which ran world ranks? $k\b"
+  local by_mpirun="process rank $k with PID .* on node (node$k|$addr)"
+  local by_deepnet="rank $k\b.*host node$k\b"
+  grep -m 1 -E "$by_script|$by_mpirun|$by_deepnet" "$1"
 }
 
 stop_rank_of_node() {  # SIGSTOP to the deepnet process of node K (its daemon keeps running)
@@ -279,7 +314,8 @@ case_cut() {
     [[ -n $leftover ]] && problems+=("processes left: $leftover")
     cluster_down
     (( job_rc == 0 || job_rc == 75 || job_rc == 124 )) && problems+=("mpirun exited $job_rc")
-    [[ $how == stop ]] && (( job_rc != 1 )) && problems+=("mpirun exited $job_rc, not 1 (MPI_Abort)")
+    [[ $how == stop ]] && (( job_rc != 1 )) &&
+      problems+=("mpirun exited $job_rc, not 1 (MPI_Abort)")
     awk -v s="$job_seconds" -v l="$limit" 'BEGIN { exit !(s > l) }' &&
       problems+=("ended after $job_seconds s (limit $limit s)")
     line=$(names_lost_rank "$dir/out.txt" "$k")
@@ -294,8 +330,12 @@ case_cut() {
     times+=("$job_seconds")
   done
   log "$(printf '%s\n' "${times[@]}" | sort -n | awk -v how="$how" -v c="$comm_timeout" '
-    { t[NR] = $1 } END { printf "node cut by %s, %d trials, comm_timeout_seconds %d: exit after min %.1f s, median %.1f s, max %.1f s",
-      how, NR, c, t[1], (NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2), t[NR] }')"
+    { t[NR] = $1 }
+    END {
+      printf "node cut by %s, %d trials, comm_timeout_seconds %d: ", how, NR, c
+      printf "exit after min %.1f s, median %.1f s, max %.1f s", t[1],
+             (NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2), t[NR]
+    }')"
   (( failures == 0 )) || fail "$failures of $trials trials failed"
   log "ok: $trials cuts by $how"
 }
@@ -328,6 +368,7 @@ case_resume() {
 
 case $case_name in
   pipeline) case_pipeline ;;
+  pipeline_1000l) case_pipeline_1000l ;;
   dp_pp) case_dp_pp ;;
   cut_link) case_cut link ;;
   cut_kill) case_cut kill ;;
