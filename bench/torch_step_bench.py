@@ -11,19 +11,28 @@ with torch.set_num_threads(threads) and OMP_NUM_THREADS=threads for both (OpenBL
 Prints the median seconds per step of each (over --rounds alternating runs of --steps timed steps
 after --warmup) and the speed-up (PyTorch time / deepnet time).
 
+OpenBLAS core: both sides run the same one, stated in the output. Unless OPENBLAS_CORETYPE is set,
+it is the core deepnet picks for this CPU (kernels/cpu/blas_core.h), as printed by
+`gemm_bench --peak`, which also measures the machine's sgemm peak (2048^3, same threads, same
+core). deepnet's model GFLOP/s (matrix products of forward + backward, 3x the forward's) is printed
+as a fraction of that peak.
+
 OpenMP wait policy: each side runs as it runs best. PyTorch gets OMP_WAIT_POLICY=passive: with
 the default (spinning) policy its OpenMP threads and its OpenBLAS threads fight over the cores and
 a step takes about twice as long. deepnet runs with the default, as the deepnet binary does, and
 is also timed under passive, which is printed as a second ratio.
 
   OMP_NUM_THREADS=2 /usr/bin/python3 bench/torch_step_bench.py \
-      --step_timer build/tests/reference/step_timer [--threads 2] [--steps 5] \
+      --step_timer build/tests/reference/step_timer --gemm_bench build/bench/gemm_bench \
+      [--threads 2] [--steps 5] \
       [--B 64 --S 32 --T 32]
 """
 import argparse
+import ctypes
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -147,9 +156,45 @@ def deepnet_step_times(args, env, wait_policy):
     return json.loads(result.stdout)["times_s"]
 
 
+def core_and_peak(gemm_bench, env):
+    """(core, sgemm peak GFLOP/s, BLAS line) as gemm_bench --peak reports them under `env`."""
+    out = subprocess.run([gemm_bench, "--peak"], env=env, check=True, capture_output=True,
+                         text=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("BLAS: "))
+    core = re.search(r", core (\w+) \(", line).group(1)
+    peak = float(re.search(r"sgemm peak: ([\d.]+) GFLOP/s", out).group(1))
+    return core, peak, line
+
+
+def torch_blas_core():
+    """The core of the OpenBLAS that torch loaded (libblas.so.3), or why it cannot be told."""
+    try:
+        library = ctypes.CDLL("libblas.so.3")
+        library.openblas_get_corename.restype = ctypes.c_char_p
+        return library.openblas_get_corename().decode()
+    except (OSError, AttributeError) as error:
+        return f"unknown ({error})"
+
+
+def model_step_flops(args):
+    """Matrix-product FLOPs of one training step: forward (linear layers, attention products,
+    output projection) times 3 (backward = 2x forward)."""
+    d, ffn = args.d_model, args.ffn
+    ns, nt = args.B * args.S, args.B * args.T
+    linear = lambda tokens, inputs, outputs: 2 * tokens * inputs * outputs
+    attention = lambda tq, tk: 2 * 2 * args.B * tq * tk * d  # scores and probs @ v
+    encoder = 4 * linear(ns, d, d) + attention(args.S, args.S) + 2 * linear(ns, d, ffn)
+    decoder = (4 * linear(nt, d, d) + attention(args.T, args.T) + 2 * linear(nt, d, d)
+               + 2 * linear(ns, d, d) + attention(args.T, args.S) + 2 * linear(nt, d, ffn))
+    forward = args.layers * (encoder + decoder) + linear(nt, d, args.vocab)
+    return 3 * forward
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--step_timer", default="build/tests/reference/step_timer")
+    parser.add_argument("--gemm_bench", default="build/bench/gemm_bench",
+                        help="prints the OpenBLAS core deepnet picks and the sgemm peak")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
@@ -165,11 +210,17 @@ def main():
     parser.add_argument("--dropout", type=float, default=0.1)
     args = parser.parse_args()
     wanted = {"OMP_NUM_THREADS": str(args.threads), "OMP_WAIT_POLICY": "passive"}
+    if not os.environ.get("OPENBLAS_CORETYPE"):
+        # deepnet's own choice for this CPU, for both sides (torch's OpenBLAS reads it at start).
+        core, _, _ = core_and_peak(args.gemm_bench, dict(os.environ, **wanted))
+        wanted["OPENBLAS_CORETYPE"] = core
+        wanted["TORCH_STEP_BENCH_CORE"] = "deepnet's choice for this CPU"
     if any(os.environ.get(k) != v for k, v in wanted.items()):
         # PyTorch reads these at start-up (OpenMP, OpenBLAS): re-run this script with them set.
         os.execve(sys.executable, [sys.executable] + sys.argv, dict(os.environ, **wanted))
     torch.set_num_threads(args.threads)
     env = dict(os.environ, GLOG_logtostderr="1")
+    core, peak, blas_line = core_and_peak(args.gemm_bench, env)
 
     # Alternate the runs, so that a shared machine's changing load falls on all alike.
     deepnet, deepnet_passive, pytorch = [], [], []
@@ -189,6 +240,13 @@ def main():
           f"({listed(deepnet_passive)})")
     print(f"speed-up (pytorch / deepnet): {t / d:.2f}x  (target >= 1.5x); "
           f"both under passive: {t / d_passive:.2f}x")
+    origin = os.environ.get("TORCH_STEP_BENCH_CORE", "OPENBLAS_CORETYPE set by the user")
+    print(f"OpenBLAS core: {core} for both sides ({origin}; torch's OpenBLAS reports "
+          f"{torch_blas_core()})")
+    gflops = model_step_flops(args) / d * 1e-9
+    print(f"sgemm peak: {peak:.1f} GFLOP/s ({args.threads} threads, core {core}); deepnet model "
+          f"{gflops:.1f} GFLOP/s = {gflops / peak:.0%} of peak "
+          f"({model_step_flops(args) * 1e-9:.1f} GFLOP of matrix products per step)")
 
 
 if __name__ == "__main__":
