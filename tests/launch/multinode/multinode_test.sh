@@ -20,9 +20,9 @@
 #   stop      MULTINODE_TRIALS jobs whose rank on node 1 or 2 is stopped (SIGSTOP; its node stays
 #             up, so only deepnet's own deadline notices): a survivor names the rank and its host
 #             ("rank 1 (world rank 1, host node1)") and ends the job, exit 1, within the limit
-#   pipeline_1000l  configs/deepnet-1000L.pbtxt (500+500 layers) as 3 stages on 3 nodes for 2 steps
-#             (64-token micro-batches, the tiny corpus): bit-identical to one process. Minutes on
-#             2 cores, so not in ctest
+#   pipeline_1000l  configs/deepnet-1000L.pbtxt (500+500 layers) as 3 stages on 3 nodes for 2
+#             steps (2 micro-batches of 128 tokens, the tiny corpus): bit-identical to one process
+#             (58 M parameters). About 3 minutes on 2 cores, so not in ctest
 #   resume    a job cut (kill -9 of node 2) after a few checkpoints, run again with --resume on
 #             the same nodes: it resumes from the last checkpoint and its parameters equal an
 #             uncut run's bit for bit
@@ -218,7 +218,8 @@ case_pipeline() {
 case_pipeline_1000l() {
   config=$root/configs/deepnet-1000L.pbtxt
   local args=(--set train.max_steps=2 --set checkpoint.every_steps=2 --set model.vocab_size=256
-              --set data.max_tokens_per_batch=64 --set parallel.micro_batches=2
+              --set data.max_tokens_per_batch=128 --set data.max_source_length=64
+              --set data.max_target_length=64 --set parallel.micro_batches=2
               --set 'logging.trace_dir=""' --set train.valid_every=0)
   up 3 1
   local start=$SECONDS
