@@ -66,8 +66,7 @@ void AppendFlag(const FlagDoc& flag, bool with_default, std::string* out) {
     *out += left + std::string(kHelpColumn - left.size(), ' ');
   }
   std::string help(flag.help);
-  const std::string default_value =
-      with_default && flag.show_default ? DefaultOf(flag.name) : "";
+  const std::string default_value = with_default && flag.show_default ? DefaultOf(flag.name) : "";
   if (!default_value.empty()) help += " (default " + default_value + ")";
   AppendWrapped(help, out);
 }
@@ -166,8 +165,8 @@ Status CheckCommandFlags(const Command& command, int argc, char** argv) {
     if (flag == nullptr) {
       const std::string owners = CommandsTaking(name);
       std::string message = owners.empty() ? "unknown flag --" + name
-                                            : "--" + name + " is a flag of " + owners +
-                                                  ", not of " + std::string(command.name);
+                                           : "--" + name + " is a flag of " + owners + ", not of " +
+                                                 std::string(command.name);
       message += "; `deepnet " + std::string(command.name) + "` takes:\n";
       AppendFlags(command, &message);
       return InvalidArgument(message + "and the logging flags (deepnet help)");

@@ -11,9 +11,11 @@ const FlagDoc kConfig{"config", "FILE",
 const FlagDoc kSet{"set", "OVERRIDE",
                    "repeatable, applied in order after --config: `train.max_steps=5` or a "
                    "text-format fragment `model { d_model: 128 }`"};
-const FlagDoc kDataDir{"data_dir", "DIR", "overrides data.data_dir (the tokenizer and token shards)"};
+const FlagDoc kDataDir{"data_dir", "DIR",
+                       "overrides data.data_dir (the tokenizer and token shards)"};
 const FlagDoc kCheckpointDir{"checkpoint_dir", "DIR", "overrides checkpoint.dir"};
-const FlagDoc kResume{"resume", "", "continue from the newest checkpoint in checkpoint.dir, if any"};
+const FlagDoc kResume{"resume", "",
+                      "continue from the newest checkpoint in checkpoint.dir, if any"};
 const FlagDoc kRestart{"restart", "",
                        "start from step 0 although checkpoint.dir holds checkpoints (they are "
                        "replaced)"};
@@ -50,6 +52,12 @@ const FlagDoc kChunks{"chunks", "V",
                       "model chunks per rank of the interleaved schedule (0 = 2, or "
                       "parallel.virtual_chunks)"};
 
+// Unit timing and send costs (profile, plan).
+const FlagDoc kReps{"reps", "N", "timed repetitions per unit kind"};
+const FlagDoc kWarmup{"warmup", "N", "untimed repetitions first"};
+const FlagDoc kBandwidth{"bandwidth_gbps", "X", "stage-to-stage bandwidth (GB/s) for send costs"};
+const FlagDoc kLatency{"latency_us", "X", "per-message latency (us) for send costs"};
+
 const std::vector<Command>& Table() {
   static const std::vector<Command>* const table = new std::vector<Command>{
       {"prepare",
@@ -74,34 +82,53 @@ const std::vector<Command>& Table() {
        RunConfigCommand},
       {"translate",
        "translate one sentence per line to stdout, in order",
-       {kCheckpoint, kTokenizerDir, kDevice,
-        {"input", "FILE", "source sentences, one per line (- = stdin)"}, kBeam, kMaxLenA,
-        kMaxLenB, kLenpen, kNoRepeatNgram, kDecodeBatch},
+       {kCheckpoint,
+        kTokenizerDir,
+        kDevice,
+        {"input", "FILE", "source sentences, one per line (- = stdin)"},
+        kBeam,
+        kMaxLenA,
+        kMaxLenB,
+        kLenpen,
+        kNoRepeatNgram,
+        kDecodeBatch},
        /*computes=*/true,
        RunTranslateCommand},
       {"score",
        "per-pair cross-entropy as JSON lines, then the token-weighted mean",
-       {kCheckpoint, kTokenizerDir, kDevice,
+       {kCheckpoint,
+        kTokenizerDir,
+        kDevice,
         {"input", "FILE", "the pairs to score: a file of tab-separated source and target",
-         /*show_default=*/false}, kSourceColumn,
+         /*show_default=*/false},
+        kSourceColumn,
         kTargetColumn},
        /*computes=*/true,
        RunScoreCommand},
       {"eval",
        "validation loss and BLEU (sacreBLEU 13a) of the validation set, sample translations",
-       {kCheckpoint, kTokenizerDir, kDevice,
+       {kCheckpoint,
+        kTokenizerDir,
+        kDevice,
         {"valid", "FILE", "the validation TSV (default: data.valid_tsv of the run)"},
-        kSourceColumn, kTargetColumn,
+        kSourceColumn,
+        kTargetColumn,
         {"limit", "N", "use only the first N validation pairs (0 = all)"},
-        {"samples", "K", "print K sample translations spread over the set"}, kBeam, kMaxLenA,
-        kMaxLenB, kLenpen, kNoRepeatNgram, kDecodeBatch},
+        {"samples", "K", "print K sample translations spread over the set"},
+        kBeam,
+        kMaxLenA,
+        kMaxLenB,
+        kLenpen,
+        kNoRepeatNgram,
+        kDecodeBatch},
        /*computes=*/true,
        RunEvalCommand},
       {"schedule",
        "print a pipeline schedule's timeline under unit costs (F = B = W = 1)",
        {{"stages", "P", "pipeline stages (0 = 4)"},
         {"micro_batches", "M", "micro-batches per step (0 = 8)"},
-        {"schedule", "KIND", "gpipe, 1f1b, interleaved, zb-h1, zb-h2 or zb-v"}, kChunks,
+        {"schedule", "KIND", "gpipe, 1f1b, interleaved, zb-h1, zb-h2 or zb-v"},
+        kChunks,
         {"from", "FILE", "show a schedule file instead (parallel/schedule_file.h)"},
         {"trace", "FILE", "also write the timeline as Chrome trace JSON (1 time unit = 1 ms)"},
         {"svg", "FILE", "also write the timeline as an SVG picture"},
@@ -110,16 +137,19 @@ const std::vector<Command>& Table() {
        RunScheduleCommand},
       {"profile",
        "time each unit kind, split the model into stages, predict the step time per schedule",
-       {kConfig, kSet, kDataDir,
+       {kConfig,
+        kSet,
+        kDataDir,
         {"stages", "P", "pipeline stages (0 = parallel.pipeline_stages)"},
-        {"micro_batches", "M", "micro-batches per step (0 = parallel.micro_batches)"}, kChunks,
-        {"reps", "N", "timed repetitions per unit kind"},
-        {"warmup", "N", "untimed repetitions first"},
+        {"micro_batches", "M", "micro-batches per step (0 = parallel.micro_batches)"},
+        kChunks,
+        kReps,
+        kWarmup,
         {"batch", "B", "sentences per micro-batch (0 = the mean of the batcher's)"},
         {"src_len", "S", "source length (0 = the mean padded length of the batcher's batches)"},
         {"tgt_len", "T", "target length (0 = the mean padded length of the batcher's batches)"},
-        {"bandwidth_gbps", "X", "stage-to-stage bandwidth (GB/s) for send costs"},
-        {"latency_us", "X", "per-message latency (us) for send costs"},
+        kBandwidth,
+        kLatency,
         {"cores", "N",
          "cores all ranks share, for CPU ranks that oversubscribe one node (e.g. 2 for mpirun -np "
          "4 on 2 cores); 0 = every rank has its own core or GPU"},
