@@ -1,11 +1,14 @@
-// `deepnet schedule --stages p --micro-batches m --schedule kind [--chunks v] [--trace FILE]
-// [--svg FILE]`: the schedule's timeline under unit costs (F = B = W = 1) as text, and optionally
-// as a Chrome trace (one time unit = 1 ms) and an SVG picture.
+// `deepnet schedule --stages p --micro-batches m --schedule kind [--chunks v] | --from FILE,
+// [--trace FILE] [--svg FILE] [--save FILE]`: the schedule (built in, or read from a schedule
+// file, parallel/schedule_file.h), validated, and its timeline under unit costs (F = B = W = 1)
+// as text; optionally as a Chrome trace (one time unit = 1 ms), an SVG picture, and saved as a
+// schedule file.
 #include <filesystem>
 #include <iostream>
 
 #include "launcher/command_line.h"
 #include "parallel/schedule.h"
+#include "parallel/schedule_file.h"
 #include "parallel/simulator.h"
 #include "parallel/timeline.h"
 #include "parallel/trace.h"
@@ -18,6 +21,8 @@ DEFINE_string(schedule, "1f1b", kHelpInCommandTable);
 DEFINE_int32(chunks, 0, kHelpInCommandTable);
 DEFINE_string(trace, "", kHelpInCommandTable);
 DEFINE_string(svg, "", kHelpInCommandTable);
+DEFINE_string(from, "", kHelpInCommandTable);
+DEFINE_string(save, "", kHelpInCommandTable);
 
 namespace deepnet {
 namespace {
@@ -30,24 +35,61 @@ Status WriteOutput(const std::string& path, std::string_view contents) {
   return OkStatus();
 }
 
-}  // namespace
+// The schedule of --from, or the built-in one of --schedule: title, every rank's actions, where
+// the chunks live.
+struct ShownSchedule {
+  std::string title;
+  std::vector<std::vector<Action>> ranks;
+  ChunkPlacement placement;
+  int micro_batches = 0;
+};
 
-Status RunScheduleCommand(const CommandLine&) {
+StatusOr<ShownSchedule> ScheduleToShow() {
+  if (!FLAGS_from.empty()) {
+    ASSIGN_OR_RETURN(FileSchedule file, ReadScheduleFile(FLAGS_from));
+    const int p = file.placement.ranks();
+    return ShownSchedule{.title = FLAGS_from + ": " + std::to_string(p) + " stages, " +
+                                  std::to_string(file.micro_batches) + " micro-batches",
+                         .ranks = std::move(file.ranks),
+                         .placement = file.placement,
+                         .micro_batches = file.micro_batches};
+  }
   ASSIGN_OR_RETURN(const ScheduleKind kind, ParseScheduleKind(FLAGS_schedule));
   ScheduleOptions options;
   options.stages = FLAGS_stages > 0 ? FLAGS_stages : 4;
   options.micro_batches = FLAGS_micro_batches > 0 ? FLAGS_micro_batches : 8;
-  if (kind == ScheduleKind::kInterleaved1F1B) {
+  if (InfoOf(kind).takes_virtual_chunks) {
     options.virtual_chunks = FLAGS_chunks > 0 ? FLAGS_chunks : 2;
   } else if (FLAGS_chunks > 1) {
     return InvalidArgument("--chunks > 1 needs --schedule interleaved");
   }
-  ASSIGN_OR_RETURN(const std::string plan, RenderSchedulePlan(kind, options));
+  ShownSchedule shown;
+  shown.title = std::string(ScheduleKindName(kind)) + ": " + std::to_string(options.stages) +
+                " stages, " + std::to_string(options.micro_batches) + " micro-batches" +
+                (options.virtual_chunks > 1
+                     ? ", " + std::to_string(options.virtual_chunks) + " chunks per rank"
+                     : "");
+  ASSIGN_OR_RETURN(shown.ranks, BuildAllSchedules(kind, options));
+  ASSIGN_OR_RETURN(shown.placement, PlacementOf(kind, options));
+  shown.micro_batches = options.micro_batches;
+  return shown;
+}
+
+}  // namespace
+
+Status RunScheduleCommand(const CommandLine&) {
+  ASSIGN_OR_RETURN(const ShownSchedule shown, ScheduleToShow());
+  ASSIGN_OR_RETURN(const std::string plan,
+                   RenderGivenPlan(shown.title, shown.ranks, shown.placement, shown.micro_batches,
+                                   /*optimizer_step=*/true));
   std::cout << plan;
+  if (!FLAGS_save.empty()) {
+    RETURN_IF_ERROR(WriteOutput(FLAGS_save, FormatScheduleFile(shown.ranks, shown.placement)));
+  }
   if (FLAGS_trace.empty() && FLAGS_svg.empty()) return OkStatus();
 
-  ASSIGN_OR_RETURN(const std::vector<std::vector<Action>> ranks, BuildAllSchedules(kind, options));
-  ASSIGN_OR_RETURN(const Simulation simulation, Simulate(ranks, SimulationCosts{}));
+  ASSIGN_OR_RETURN(const Simulation simulation,
+                   Simulate(shown.ranks, SimulationCosts{}, shown.placement));
   if (!FLAGS_trace.empty()) {
     SimulationTraceOptions trace_options;
     trace_options.us_per_second = 1e3;  // one time unit shows as 1 ms
@@ -55,13 +97,7 @@ Status RunScheduleCommand(const CommandLine&) {
   }
   if (!FLAGS_svg.empty()) {
     SvgTimelineOptions svg_options;
-    svg_options.title = std::string(ScheduleKindName(kind)) + ": " +
-                        std::to_string(options.stages) + " stages, " +
-                        std::to_string(options.micro_batches) + " micro-batches" +
-                        (options.virtual_chunks > 1
-                             ? ", " + std::to_string(options.virtual_chunks) + " chunks per rank"
-                             : "") +
-                        " (F = B = W = 1)";
+    svg_options.title = shown.title + " (F = B = W = 1)";
     svg_options.unit_costs = true;
     RETURN_IF_ERROR(WriteOutput(FLAGS_svg, RenderTimelineSvg(simulation, svg_options)));
   }
