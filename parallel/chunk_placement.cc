@@ -50,7 +50,8 @@ StatusOr<ChunkPlacement> ChunkPlacement::FromRanks(int ranks, std::vector<int> r
 
 int ChunkPlacement::max_chunks_per_rank() const {
   int most = 0;
-  for (const std::vector<int>& mine : chunks_of_rank_) most = std::max(most, (int)mine.size());
+  for (const std::vector<int>& mine : chunks_of_rank_)
+    most = std::max(most, static_cast<int>(mine.size()));
   return most;
 }
 

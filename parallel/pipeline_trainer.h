@@ -56,6 +56,15 @@ StatusOr<ScheduleKind> ScheduleKindOf(const config::ParallelConfig& parallel);
 // parallel.pipeline_stages, micro_batches and virtual_chunks as ScheduleOptions: with
 // ScheduleKindOf the one mapping from a config to its schedule (trainer, profiler, planner).
 ScheduleOptions ScheduleOptionsOf(const config::ParallelConfig& parallel);
+// Every rank's actions of one flush (with the optimizer step or without, for a gradient-
+// accumulation flush) and where the chunks live: parallel.schedule_file when set (its ranks and
+// micro-batches must match the config), else the built-in parallel.schedule.
+struct ConfiguredSchedule {
+  ChunkPlacement placement;
+  std::vector<std::vector<Action>> ranks;
+};
+StatusOr<ConfiguredSchedule> ScheduleOfConfig(const config::ParallelConfig& parallel,
+                                              bool optimizer_step);
 
 // Where a rank computes: its index among the ranks of its node (which picks its GPU) and, for
 // NCCL, the same ranks as a device communicator.

@@ -4,6 +4,7 @@
 #include "configs/stage_units.h"
 #include "parallel/cost_model.h"
 #include "parallel/pipeline_trainer.h"
+#include "parallel/schedule_file.h"
 #include "parallel/validate.h"
 #include "train/micro_batch.h"
 
@@ -70,6 +71,34 @@ ScheduleOptions ScheduleOptionsOf(const config::ParallelConfig& parallel) {
   return options;
 }
 
+StatusOr<ConfiguredSchedule> ScheduleOfConfig(const config::ParallelConfig& parallel,
+                                              bool optimizer_step) {
+  ConfiguredSchedule schedule;
+  if (parallel.schedule_file().empty()) {
+    ASSIGN_OR_RETURN(const ScheduleKind kind, ScheduleKindOf(parallel));
+    ScheduleOptions options = ScheduleOptionsOf(parallel);
+    options.optimizer_step = optimizer_step;
+    ASSIGN_OR_RETURN(schedule.placement, PlacementOf(kind, options));
+    ASSIGN_OR_RETURN(schedule.ranks, BuildAllSchedules(kind, options));
+    return schedule;
+  }
+  const std::string where = "parallel.schedule_file \"" + parallel.schedule_file() + "\"";
+  StatusOr<FileSchedule> file = ReadScheduleFile(parallel.schedule_file());
+  if (!file.ok()) return file.status().WithContext(where);
+  if (file->placement.ranks() != parallel.pipeline_stages() ||
+      file->micro_batches != parallel.micro_batches()) {
+    return InvalidArgument(where + ": " + std::to_string(file->placement.ranks()) +
+                           " ranks and " + std::to_string(file->micro_batches) +
+                           " micro-batches; the config has parallel.pipeline_stages " +
+                           std::to_string(parallel.pipeline_stages()) +
+                           " and parallel.micro_batches " +
+                           std::to_string(parallel.micro_batches()));
+  }
+  schedule.placement = file->placement;
+  schedule.ranks = optimizer_step ? std::move(file->ranks) : WithoutOptimizerStep(file->ranks);
+  return schedule;
+}
+
 StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config) {
   const config::ParallelConfig& parallel = config.parallel();
   const config::DataConfig& data = config.data();
@@ -96,12 +125,21 @@ StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config) {
   if (!parallel.stage_units().empty()) {
     ASSIGN_OR_RETURN(options.segment_units, ParseStageUnits(parallel.stage_units()));
   }
-  ASSIGN_OR_RETURN(const ChunkPlacement placement, PlacementOf(kind, ScheduleOptionsOf(parallel)));
+  ASSIGN_OR_RETURN(const ConfiguredSchedule schedule, ScheduleOfConfig(parallel, true));
+  const ChunkPlacement& placement = schedule.placement;
   if (static_cast<int64_t>(units.size()) < placement.num_chunks()) {
     return InvalidArgument("the model has " + std::to_string(units.size()) + " units, fewer than " +
                            std::to_string(placement.num_chunks()) + " pipeline chunks (" +
                            std::string(ScheduleKindName(kind)) + " on " +
                            std::to_string(options.stages) + " stages)");
+  }
+  if (!parallel.schedule_file().empty()) {
+    // The file's placement and activations held decide the split.
+    StatusOr<PartitionPlan> plan =
+        PartitionChunks(units, placement, PeakActivationsPerChunk(schedule.ranks, placement),
+                        options.memory_limit_bytes);
+    if (!plan.ok()) return plan.status().WithContext("partitioning for parallel.schedule_file");
+    return plan;
   }
   StatusOr<PartitionPlan> plan = PartitionUnits(units, options);
   if (!plan.ok()) {
@@ -149,19 +187,20 @@ Status PipelineTrainer::BuildStage() {
 // The schedules of both flush kinds (checked across all ranks) and the engine that runs them.
 Status PipelineTrainer::BuildEngine() {
   const config::ParallelConfig& parallel = config_.parallel();
-  ASSIGN_OR_RETURN(const ScheduleKind kind, ScheduleKindOf(parallel));
-  ScheduleOptions options = ScheduleOptionsOf(parallel);
-  ASSIGN_OR_RETURN(const ChunkPlacement placement, PlacementOf(kind, options));
+  ChunkPlacement placement;
   for (const bool step : {true, false}) {
     if (!step && config_.train().micro_batches() <= 1) continue;
-    options.optimizer_step = step;
-    ASSIGN_OR_RETURN(const std::vector<std::vector<Action>> all, BuildAllSchedules(kind, options));
+    ASSIGN_OR_RETURN(const ConfiguredSchedule schedule, ScheduleOfConfig(parallel, step));
+    placement = schedule.placement;
     ValidateOptions check;
-    check.micro_batches = options.micro_batches;
+    check.micro_batches = parallel.micro_batches();
     check.placement = placement;
     check.optimizer_step = step;
-    RETURN_IF_ERROR(ValidateSchedules(all, check).WithContext("generated schedule"));
-    (step ? step_actions_ : flush_actions_) = all[grid_->stage()];
+    RETURN_IF_ERROR(ValidateSchedules(schedule.ranks, check)
+                        .WithContext(parallel.schedule_file().empty()
+                                         ? "generated schedule"
+                                         : "parallel.schedule_file " + parallel.schedule_file()));
+    (step ? step_actions_ : flush_actions_) = schedule.ranks[grid_->stage()];
   }
 
   std::vector<int> unit_stage(DescribeUnits(config_.model()).size(), -1);

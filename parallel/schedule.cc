@@ -6,7 +6,6 @@
 #include <cctype>
 #include <utility>
 
-
 namespace deepnet {
 
 bool IsCompute(ActionKind kind) {

@@ -31,9 +31,8 @@ std::string Lower(std::string_view text) {
 }
 
 bool IsKnownWord(const std::string& word) {
-  static const std::set<std::string> words = {"f",        "b",        "w",         "send",
-                                              "recv",     "send-act", "recv-act",  "send-grad",
-                                              "recv-grad", "-"};
+  static const std::set<std::string> words = {
+      "f", "b", "w", "send", "recv", "send-act", "recv-act", "send-grad", "recv-grad", "-"};
   return words.contains(word);
 }
 
@@ -156,9 +155,8 @@ StatusOr<Action> Parser::ToAction(const Line& line, const ChunkPlacement& placem
   }
   if (word == "f") action.kind = ActionKind::kForward;
   if (word == "b") {
-    action.kind = weights_.contains({line.rank, k, line.micro_batch})
-                      ? ActionKind::kBackwardInput
-                      : ActionKind::kBackward;
+    action.kind = weights_.contains({line.rank, k, line.micro_batch}) ? ActionKind::kBackwardInput
+                                                                      : ActionKind::kBackward;
   }
   if (word == "w") action.kind = ActionKind::kBackwardWeight;
   const bool up = word == "send-act" || word == "recv-grad";  // talks to chunk k+1
@@ -180,9 +178,9 @@ StatusOr<Action> Parser::ToAction(const Line& line, const ChunkPlacement& placem
     }
     action.peer = placement.RankOf(neighbour);
     if (action.peer == line.rank) {
-      return Fail(line.number, "model chunks " + std::to_string(std::min(k, neighbour)) +
-                                   " and " + std::to_string(std::max(k, neighbour)) +
-                                   " are both on rank " + std::to_string(line.rank) +
+      return Fail(line.number, "model chunks " + std::to_string(std::min(k, neighbour)) + " and " +
+                                   std::to_string(std::max(k, neighbour)) + " are both on rank " +
+                                   std::to_string(line.rank) +
                                    ": they hand over without a send or recv");
     }
   }
@@ -205,7 +203,8 @@ StatusOr<FileSchedule> Parser::Build() {
       continue;
     }
     ASSIGN_OR_RETURN(Action action, ToAction(line, placement, passes));
-    if (action.kind == ActionKind::kForward) passes.insert({line.rank, line.chunk, line.micro_batch});
+    if (action.kind == ActionKind::kForward)
+      passes.insert({line.rank, line.chunk, line.micro_batch});
     if (action.kind == ActionKind::kBackward || action.kind == ActionKind::kBackwardInput) {
       passes.insert({line.rank, -1 - line.chunk, line.micro_batch});
     }
@@ -270,8 +269,8 @@ std::string FormatScheduleFile(const std::vector<std::vector<Action>>& ranks,
           action.kind == ActionKind::kOptimizerStep) {
         continue;
       }
-      if (previous != nullptr && IsCommunication(previous->kind) &&
-          IsCommunication(action.kind) && previous->group != action.group) {
+      if (previous != nullptr && IsCommunication(previous->kind) && IsCommunication(action.kind) &&
+          previous->group != action.group) {
         text += std::to_string(r) + " -\n";
       }
       std::string kind;

@@ -17,8 +17,9 @@
 // - model chunk: the global index k (0 = the embedding side). The rank that runs a chunk's passes
 //   holds it; that gives the ChunkPlacement, and the peer of every send and receive.
 // - A rank's sends and receives with no compute of that rank between them are posted together,
-//   as one group; a line "<rank> -" ends the rank's group early. A file without any send or receive gets them posted for it, each when its
-//   producer ends in the unit-cost timeline (as ZB-H1's are).
+//   as one group; a line "<rank> -" ends the rank's group early. A file without any send or receive
+//   gets them posted for it, each when its producer ends in the unit-cost timeline (as ZB-H1's
+//   are).
 // - Ranks and micro-batches are counted from the file (0..max); ReduceGradients and
 //   OptimizerStep are appended. Lines of different ranks may interleave; each rank's lines keep
 //   their order.

@@ -118,8 +118,6 @@ const std::vector<ScheduleKindInfo>& Table() {
 
 const std::vector<ScheduleKindInfo>& AllScheduleKinds() { return Table(); }
 
-const ScheduleKindInfo& InfoOf(ScheduleKind kind) {
-  return Table()[static_cast<size_t>(kind)];
-}
+const ScheduleKindInfo& InfoOf(ScheduleKind kind) { return Table()[static_cast<size_t>(kind)]; }
 
 }  // namespace deepnet

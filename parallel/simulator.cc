@@ -49,8 +49,7 @@ Action CounterpartOf(const Action& a, int rank, const ChunkPlacement& placement)
   }
   return Action{.kind = kind,
                 .micro_batch = a.micro_batch,
-                .chunk = placement.LocalOf(
-                    std::clamp(peer_chunk, 0, placement.num_chunks() - 1)),
+                .chunk = placement.LocalOf(std::clamp(peer_chunk, 0, placement.num_chunks() - 1)),
                 .peer = rank};
 }
 
@@ -110,9 +109,9 @@ Status Simulator::CheckInputs() const {
   }
   for (int r = 0; r < p_; ++r) {
     for (const Action& a : ranks_[r]) {
-      const bool bad_chunk = !(a.kind == ActionKind::kReduceGradients ||
-                               a.kind == ActionKind::kOptimizerStep) &&
-                             (a.chunk < 0 || a.chunk >= placement_.chunks_on(r));
+      const bool bad_chunk =
+          !(a.kind == ActionKind::kReduceGradients || a.kind == ActionKind::kOptimizerStep) &&
+          (a.chunk < 0 || a.chunk >= placement_.chunks_on(r));
       if (bad_chunk || (IsCommunication(a.kind) && (a.peer < 0 || a.peer >= p_))) {
         return InvalidArgument("rank " + std::to_string(r) + ": " + ToString(a) +
                                " has a bad chunk or peer");
@@ -244,7 +243,8 @@ std::string Simulator::DescribeDeadlock() const {
       const auto& other = IsSend(list[i].kind) ? recv_posted_ : send_posted_;
       if (other.contains(KeyOf(list[i], r, placement_))) continue;
       text += " rank " + std::to_string(list[i].peer) + " to post " +
-              ToString(CounterpartOf(list[i], r, placement_)) + " (for its " + ToString(list[i]) + ")";
+              ToString(CounterpartOf(list[i], r, placement_)) + " (for its " + ToString(list[i]) +
+              ")";
       if (list[i].group < 0) break;
     }
     text += ";";

@@ -103,9 +103,9 @@ StatusOr<std::string> RenderGivenPlan(const std::string& title,
                                       const ChunkPlacement& placement, int micro_batches,
                                       bool optimizer_step, const SimulationCosts& costs,
                                       const TimelineOptions& timeline) {
-  RETURN_IF_ERROR(ValidateSchedules(ranks, {.micro_batches = micro_batches,
-                                            .placement = placement,
-                                            .optimizer_step = optimizer_step}));
+  RETURN_IF_ERROR(ValidateSchedules(
+      ranks,
+      {.micro_batches = micro_batches, .placement = placement, .optimizer_step = optimizer_step}));
   ASSIGN_OR_RETURN(Simulation simulation, Simulate(ranks, costs, placement));
   std::string text = title;
   if (placement != ChunkPlacement::Looped(placement.ranks(), placement.max_chunks_per_rank())) {

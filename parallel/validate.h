@@ -4,8 +4,9 @@
 //
 // Checked, in this order (the first violation is returned, naming rank, index and action):
 // - fields: micro-batch in [0, m), chunk among the rank's chunks, each send/recv addressed to the
-//   rank that holds the neighbouring model chunk (none between two chunks of one rank); compute actions outside groups, communication inside a
-//   group, a group's actions adjacent and group ids ascending;
+//   rank that holds the neighbouring model chunk (none between two chunks of one rank); compute
+//   actions outside groups, communication inside a group, a group's actions adjacent and group ids
+//   ascending;
 // - per rank, in list order: forward of (mb, c) after its recv-activation (except model chunk 0;
 //   after the forward of chunk k−1 when that is on the same rank), backward / B after the forward
 //   and after the recv-gradient (except the last model chunk; after B of chunk k+1 when local),
@@ -28,8 +29,8 @@
 namespace deepnet {
 
 struct ValidateOptions {
-  int micro_batches = 1;       // m
-  int virtual_chunks = 1;      // v, for the default placement
+  int micro_batches = 1;   // m
+  int virtual_chunks = 1;  // v, for the default placement
   // Where the model chunks live; unset = ChunkPlacement::Looped(p, virtual_chunks).
   std::optional<ChunkPlacement> placement;
   int max_activations = 0;     // most micro-batch activations a rank may hold; 0 = no limit

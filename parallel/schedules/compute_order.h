@@ -1,9 +1,9 @@
 // Schedule skeletons and how communication is posted around them.
 //
 // Letters as in parallel/schedule.h (p stages, r rank, m micro-batches, v chunks per rank); local
-// chunk c of rank r is model chunk placement.ModelChunk(r, c). A skeleton is the list of compute actions one rank runs, in order, cut into
-// steps; a step is one or more compute actions run back to back. Generators assume
-// CheckScheduleOptions passed.
+// chunk c of rank r is model chunk placement.ModelChunk(r, c). A skeleton is the list of compute
+// actions one rank runs, in order, cut into steps; a step is one or more compute actions run back
+// to back. Generators assume CheckScheduleOptions passed.
 #pragma once
 
 #include <vector>

@@ -19,12 +19,12 @@ void AppendRecv(const Action& compute, const ChunkPlacement& placement, int rank
                 std::vector<Action>& out) {
   const int k = placement.ModelChunk(rank, compute.chunk);
   if (compute.kind == ActionKind::kForward && k > 0 && !placement.LocalEdge(k - 1)) {
-    out.push_back({ActionKind::kRecvActivation, compute.micro_batch, compute.chunk,
-                   placement.RankOf(k - 1)});
+    out.push_back(
+        {ActionKind::kRecvActivation, compute.micro_batch, compute.chunk, placement.RankOf(k - 1)});
   }
   if (IsBackwardPass(compute.kind) && k < placement.num_chunks() - 1 && !placement.LocalEdge(k)) {
-    out.push_back({ActionKind::kRecvGradient, compute.micro_batch, compute.chunk,
-                   placement.RankOf(k + 1)});
+    out.push_back(
+        {ActionKind::kRecvGradient, compute.micro_batch, compute.chunk, placement.RankOf(k + 1)});
   }
 }
 
@@ -34,12 +34,12 @@ void AppendSend(const Action& compute, const ChunkPlacement& placement, int rank
   const int k = placement.ModelChunk(rank, compute.chunk);
   if (compute.kind == ActionKind::kForward && k < placement.num_chunks() - 1 &&
       !placement.LocalEdge(k)) {
-    out.push_back({ActionKind::kSendActivation, compute.micro_batch, compute.chunk,
-                   placement.RankOf(k + 1)});
+    out.push_back(
+        {ActionKind::kSendActivation, compute.micro_batch, compute.chunk, placement.RankOf(k + 1)});
   }
   if (IsBackwardPass(compute.kind) && k > 0 && !placement.LocalEdge(k - 1)) {
-    out.push_back({ActionKind::kSendGradient, compute.micro_batch, compute.chunk,
-                   placement.RankOf(k - 1)});
+    out.push_back(
+        {ActionKind::kSendGradient, compute.micro_batch, compute.chunk, placement.RankOf(k - 1)});
   }
 }
 
@@ -57,9 +57,8 @@ double UnitCost(ActionKind kind) { return kind == ActionKind::kBackward ? 2.0 : 
 // End time of every compute action (per rank, in order) when each starts as soon as its rank is
 // free and its input has been produced: activations flow k → k+1, gradients k+1 → k.
 StatusOr<std::vector<std::vector<double>>> UnitCostEndTimes(
-    const std::vector<std::vector<Action>>& ranks,
-                                                  const ScheduleOptions& o,
-                                                  const ChunkPlacement& placement) {
+    const std::vector<std::vector<Action>>& ranks, const ScheduleOptions& o,
+    const ChunkPlacement& placement) {
   const int p = o.stages;
   const int chunks = placement.num_chunks();
   // [direction][model chunk][micro-batch]: when the forward / backward output was produced.

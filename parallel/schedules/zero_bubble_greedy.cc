@@ -158,13 +158,15 @@ class GreedyTimeline {
 std::vector<std::vector<Step>> GreedyZeroBubbleSteps(const ScheduleOptions& options,
                                                      const ChunkPlacement& placement,
                                                      const std::vector<int>& max_held) {
-  // Tries both preferences under every uniform cap up to max_held; keeps the shortest timeline
-  // (then the least memory). Cheap: each try is O(slots · p).
+  // Tries both preferences under the 8 largest uniform caps up to max_held; keeps the shortest
+  // timeline (then the least memory). Each try is O(slots · p).
+  constexpr int kCapsTried = 8;
   int most = 0;
   for (int held : max_held) most = std::max(most, held);
   std::vector<std::vector<Step>> best;
   int best_slots = -1;
-  for (int cap = placement.max_chunks_per_rank(); cap <= most; ++cap) {
+  for (int cap = std::max(placement.max_chunks_per_rank(), most - kCapsTried + 1); cap <= most;
+       ++cap) {
     std::vector<int> caps = max_held;
     for (int& c : caps) c = std::min(c, cap);
     for (const bool forward_first : {false, true}) {

@@ -65,8 +65,7 @@ TEST(ScheduleKindListTest, OneEntryPerKindThatParsesAndPlaces) {
   }
   EXPECT_EQ(ScheduleKindNames(), "gpipe, 1f1b, interleaved, zb-h1, zb-h2 or zb-v");
   EXPECT_EQ(ParseScheduleKind("ZERO_BUBBLE_V").value(), ScheduleKind::kZeroBubbleV);
-  EXPECT_NE(ParseScheduleKind("zb-h3").status().message().find("zb-h2 or zb-v"),
-            std::string::npos);
+  EXPECT_NE(ParseScheduleKind("zb-h3").status().message().find("zb-h2 or zb-v"), std::string::npos);
 }
 
 TEST(ScheduleKindListTest, ZeroBubbleVHandsOverLocallyAtTheTurn) {

@@ -3,7 +3,8 @@
 // prints the grid, the progress lines and every rank's activation peak; a config asking for more
 // ranks than the job has is refused with the mpirun command to use. On the strict test device
 // (device memory the host cannot read, staged over MPI) the same holds, in fp32 against the CPU
-// and in bf16 mixed precision against one strict process.
+// and in bf16 mixed precision against one strict process. A ZB-V schedule saved by `deepnet
+// schedule` and read back through parallel.schedule_file trains to the same parameters.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -135,6 +136,33 @@ TEST_F(EngineCliTest, StrictBf16PipelineEqualsOneStrictBf16Process) {
     ASSERT_NE(it, pipeline.end()) << name << " missing in the pipeline's checkpoint";
     EXPECT_TRUE(it->second == bytes) << name << " differs";
   }
+}
+
+// `deepnet schedule` saves ZB-V as a schedule file; a 2-rank job trains from that file
+// (parallel.schedule_file) to exactly the single-process parameters; a broken file is named with
+// its line.
+TEST_F(EngineCliTest, ScheduleFileTrainsLikeOneProcess) {
+  const std::string file = dir_.path() + "/zb-v.schedule";
+  ASSERT_EQ(Shell(std::string(DEEPNET_BINARY) +
+                      " schedule --schedule zb-v --stages 2 --micro_batches 3 --save " + file,
+                  dir_.path()),
+            0)
+      << Output(dir_.path());
+  EXPECT_NE(Output(dir_.path()).find("chunks placed V (rank r holds r and 3-r)"), std::string::npos)
+      << Output(dir_.path());
+  ASSERT_EQ(Shell(std::string(DEEPNET_BINARY) + " schedule --from " + file, dir_.path()), 0)
+      << Output(dir_.path());
+  EXPECT_NE(Output(dir_.path()).find("bubble"), std::string::npos) << Output(dir_.path());
+
+  const std::string use_file = " --set 'parallel { schedule_file: \"" + file + "\" }'";
+  ASSERT_EQ(Shell(Mpirun(2) + Train(4, false) + use_file, dir_.path()), 0) << Output(dir_.path());
+  ExpectCheckpointIsTheReference();
+
+  const std::string broken = dir_.path() + "/broken.schedule";
+  ASSERT_TRUE(ReplaceFileAtomically(broken, "0 F 0 0\n0 Q 0 0\n").ok());
+  EXPECT_NE(Shell(std::string(DEEPNET_BINARY) + " schedule --from " + broken, dir_.path()), 0);
+  EXPECT_NE(Output(dir_.path()).find("broken.schedule:2: unknown kind \"Q\""), std::string::npos)
+      << Output(dir_.path());
 }
 
 TEST_F(EngineCliTest, TooFewRanksNamesTheCommand) {

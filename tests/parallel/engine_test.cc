@@ -140,11 +140,14 @@ TEST_F(EngineTest, WrongWorldSizeIsExplained) {
 }
 
 TEST_F(EngineTest, ValidationLossEqualsSingleProcess) {
-  for (const ScheduleKind kind : {ScheduleKind::kOneFOneB, ScheduleKind::kInterleaved1F1B}) {
+  for (const ScheduleKind kind : {ScheduleKind::kOneFOneB, ScheduleKind::kInterleaved1F1B,
+                                  ScheduleKind::kZeroBubbleV}) {
     RunShape shape;
     shape.stages = 2;
     shape.micro_batches = 2;
-    shape.schedule = kind;  // interleaved: activations wrap from the last stage to the first
+    // interleaved: activations wrap from the last stage to the first; ZB-V: they turn on the last
+    // stage without a transfer and end on the first
+    shape.schedule = kind;
     config::RunConfig config = MakeConfig(root(), shape);
     config.mutable_train()->set_valid_every(1);
     auto single = Trainer::Create(SingleProcessConfig(config));

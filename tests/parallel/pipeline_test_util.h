@@ -66,24 +66,9 @@ struct RunShape {
   int comm_timeout_seconds = 30;
 };
 
-inline const char* ConfigScheduleName(ScheduleKind kind) {
-  switch (kind) {
-    case ScheduleKind::kGpipe:
-      return "GPIPE";
-    case ScheduleKind::kOneFOneB:
-      return "ONE_F_ONE_B";
-    case ScheduleKind::kInterleaved1F1B:
-      return "INTERLEAVED_1F1B";
-    case ScheduleKind::kZeroBubbleH1:
-      return "ZERO_BUBBLE_H1";
-  }
-  return "?";
-}
-
 // Dropout everywhere, label smoothing, tied embeddings, weight decay and a clip norm that the
 // gradients exceed (clipping active).
 inline config::RunConfig MakeConfig(const std::string& root, const RunShape& s) {
-  const bool interleaved = s.schedule == ScheduleKind::kInterleaved1F1B;
   const std::string text =
       "model { architecture: ENCODER_DECODER encoder_layers: " + std::to_string(s.encoder_layers) +
       " decoder_layers: " + std::to_string(s.decoder_layers) +
@@ -106,8 +91,8 @@ inline config::RunConfig MakeConfig(const std::string& root, const RunShape& s) 
       "parallel { pipeline_stages: " +
       std::to_string(s.stages) + " data_parallel: " + std::to_string(s.data_parallel) +
       " micro_batches: " + std::to_string(s.micro_batches) +
-      " schedule: " + ConfigScheduleName(s.schedule) +
-      " virtual_chunks: " + (interleaved ? "2" : "1") +
+      " schedule: " + std::string(InfoOf(s.schedule).config_name) +
+      " virtual_chunks: " + (InfoOf(s.schedule).takes_virtual_chunks ? "2" : "1") +
       " recompute: " + config::ParallelConfig::Recompute_Name(s.recompute) +
       " recompute_every: " + std::to_string(s.recompute_every) +
       " rank_order: " + config::ParallelConfig::RankOrder_Name(s.rank_order) +
@@ -235,27 +220,34 @@ inline std::string Describe(const RunShape& s) {
          (s.recompute_every > 1 ? "/" + std::to_string(s.recompute_every) : "");
 }
 
-// Every valid (m, schedule, recompute) for `stages` stages: m ∈ {1, 3, 8}; interleaved (v = 2)
-// where it exists; FULL recompute keeps every 2nd unit's input when m = 3; m = 1 accumulates two
-// flushes per step.
+// Every valid (m, schedule, recompute) for `stages` stages, over the list of schedule kinds:
+// m ∈ {1, 3, 8}; interleaved (v = 2) where it exists; FULL recompute keeps every 2nd unit's input
+// when m = 3; m = 1 accumulates two flushes per step. Kinds added after ZB-H1 (ZB-H2, ZB-V) run
+// m ∈ {1, 4, 8} without recompute, and FULL at m = 4, to keep the sweep's time in bounds.
 inline std::vector<RunShape> Combinations(int stages) {
   std::vector<RunShape> shapes;
-  for (const int m : {1, 3, 8}) {
-    for (const ScheduleKind kind : {ScheduleKind::kGpipe, ScheduleKind::kOneFOneB,
-                                    ScheduleKind::kInterleaved1F1B, ScheduleKind::kZeroBubbleH1}) {
+  for (const int m : {1, 3, 4, 8}) {
+    for (const ScheduleKindInfo& info : AllScheduleKinds()) {
+      const ScheduleKind kind = info.kind;
+      const bool newer = kind > ScheduleKind::kZeroBubbleH1;
+      if (newer ? m == 3 : m == 4) continue;
       ScheduleOptions options;
       options.stages = stages;
       options.micro_batches = m;
-      options.virtual_chunks = kind == ScheduleKind::kInterleaved1F1B ? 2 : 1;
+      options.virtual_chunks = info.takes_virtual_chunks ? 2 : 1;
       if (!CheckScheduleOptions(kind, options).ok()) continue;
       for (const auto recompute : {config::ParallelConfig::NONE, config::ParallelConfig::SELECTIVE,
                                    config::ParallelConfig::FULL}) {
+        if (newer && recompute != config::ParallelConfig::NONE &&
+            !(m == 4 && recompute == config::ParallelConfig::FULL)) {
+          continue;
+        }
         RunShape s;
         s.stages = stages;
         s.micro_batches = m;
         s.schedule = kind;
         s.recompute = recompute;
-        s.recompute_every = recompute == config::ParallelConfig::FULL && m == 3 ? 2 : 1;
+        s.recompute_every = recompute == config::ParallelConfig::FULL && (m == 3 || m == 4) ? 2 : 1;
         s.flushes = m == 1 ? 2 : 1;
         shapes.push_back(s);
       }

@@ -95,7 +95,8 @@ TEST(PipelineSimulatorTest, ZeroBubbleH1CutsTheBubbleToAThird) {
 // Most chunk activations any rank holds, in stages' worth (a chunk is 1/chunks of a stage).
 double PeakStagesHeld(const SimulatedStep& run, int chunks_per_rank) {
   int most = 0;
-  for (const RankTimeline& rank : run.simulation.ranks) most = std::max(most, rank.peak_activations);
+  for (const RankTimeline& rank : run.simulation.ranks)
+    most = std::max(most, rank.peak_activations);
   return static_cast<double>(most) / chunks_per_rank;
 }
 
