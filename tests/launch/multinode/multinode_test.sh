@@ -84,7 +84,7 @@ train_args() {  # train_args DIR: checkpoints in DIR/ckpt, metrics in DIR/metric
        --set "logging.json_metrics=\"$1/metrics.jsonl\"" --set logging.log_every=1
 }
 
-# run_multinode DIR NP ARGS...: multinode.sh on node 0 (hostfile: every node), output in DIR/out.txt.
+# run_multinode DIR NP ARGS...: multinode.sh on node 0 (hostfile: every node), output DIR/out.txt.
 run_multinode() {
   local dir=$1 np=$2
   shift 2
@@ -207,11 +207,11 @@ case_pipeline() {
   local format='step time (tiny, 3 stages, %d steps, median of %d rounds, load %s): '
   format+='3 nodes (TCP over veths) %.1f ms, 1 node shared memory %.1f ms, 1 node TCP loopback '
   format+='%.1f ms; 3 nodes / shared memory %.2f, 3 nodes / loopback %.2f; veths carried %d bytes'
-  # shellcheck disable=SC2059  # the format is the constant built above
-  log "$(printf "$format" \
-         "$steps" "$rounds" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(bc -l <<< "$a * 1000")" \
-         "$(bc -l <<< "$s * 1000")" "$(bc -l <<< "$l * 1000")" "$(bc -l <<< "$a / $s")" \
-         "$(bc -l <<< "$a / $l")" "$bytes")"
+  local load
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
+  log "$(awk -v f="$format" -v n="$steps" -v r="$rounds" -v load="$load" -v a="$a" -v s="$s" \
+             -v l="$l" -v b="$bytes" \
+             'BEGIN { printf f, n, r, load, a * 1000, s * 1000, l * 1000, a / s, a / l, b }')"
   log "ok: 3 stages on 3 nodes = one process, bit for bit"
 }
 
