@@ -11,6 +11,7 @@ packages=(
   libsentencepiece-dev sentencepiece liblzma-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   slurm-wlm munge
+  iproute2  # tests/launch/multinode: ip netns, veths, bridge (nsenter, unshare: util-linux)
   librsvg2-bin
   python3 python3-numpy python3-torch
   hyperfine
