@@ -30,86 +30,55 @@ Status CheckInterleaved(const ScheduleOptions& o) {
   return OkStatus();
 }
 
+using Ranks = std::vector<std::vector<Action>>;
+
+// Builders: a per-rank skeleton posted between steps (Megatron's way), or every rank's skeletons
+// posted when each transfer's producer ends (zero-bubble schedules).
+template <std::vector<schedules::Step> (*kSteps)(const ScheduleOptions&)>
+StatusOr<Ranks> BetweenSteps(const ScheduleOptions& o, const ChunkPlacement& placement) {
+  return PostBetweenSteps(EveryRank(kSteps, o), o, placement);
+}
+template <std::vector<schedules::Step> (*kSteps)(const ScheduleOptions&)>
+StatusOr<Ranks> EveryRankAtProducerTime(const ScheduleOptions& o, const ChunkPlacement& placement) {
+  return PostAtProducerTime(EveryRank(kSteps, o), o, placement);
+}
+template <std::vector<std::vector<schedules::Step>> (*kSteps)(const ScheduleOptions&,
+                                                              const ChunkPlacement&)>
+StatusOr<Ranks> AtProducerTime(const ScheduleOptions& o, const ChunkPlacement& placement) {
+  return PostAtProducerTime(kSteps(o, placement), o, placement);
+}
+StatusOr<Ranks> Interleaved(const ScheduleOptions& o, const ChunkPlacement& placement) {
+  return o.virtual_chunks == 1 ? BetweenSteps<schedules::OneFOneBSteps>(o, placement)
+                               : BetweenSteps<schedules::Interleaved1F1BSteps>(o, placement);
+}
+
+ChunkPlacement LoopedChunks(const ScheduleOptions& o) {
+  return ChunkPlacement::Looped(o.stages, std::max(1, o.virtual_chunks));
+}
+ChunkPlacement VChunks(const ScheduleOptions& o) { return ChunkPlacement::V(o.stages); }
+
+// Fields: kind, name, config_name, summary, splits_backward, takes_virtual_chunks, placement,
+// check, build (schedule.h).
 const std::vector<ScheduleKindInfo>& Table() {
   static const std::vector<ScheduleKindInfo> table = {
-      {.kind = ScheduleKind::kGpipe,
-       .name = "gpipe",
-       .config_name = "GPIPE",
-       .summary = "all forwards, then all backwards; holds m micro-batches",
-       .splits_backward = false,
-       .takes_virtual_chunks = false,
-       .placement = OneChunkPerRank,
-       .check = nullptr,
-       .build = [](const ScheduleOptions& o,
-                   const ChunkPlacement& placement) -> StatusOr<std::vector<std::vector<Action>>> {
-         return PostBetweenSteps(EveryRank(schedules::GpipeSteps, o), o, placement);
-       }},
-      {.kind = ScheduleKind::kOneFOneB,
-       .name = "1f1b",
-       .config_name = "ONE_F_ONE_B",
-       .summary = "warm-up forwards, then one forward / one backward; holds min(p-r, m)",
-       .splits_backward = false,
-       .takes_virtual_chunks = false,
-       .placement = OneChunkPerRank,
-       .check = nullptr,
-       .build = [](const ScheduleOptions& o,
-                   const ChunkPlacement& placement) -> StatusOr<std::vector<std::vector<Action>>> {
-         return PostBetweenSteps(EveryRank(schedules::OneFOneBSteps, o), o, placement);
-       }},
-      {.kind = ScheduleKind::kInterleaved1F1B,
-       .name = "interleaved",
-       .config_name = "INTERLEAVED_1F1B",
-       .summary = "1F1B over v looped chunks per rank; bubble / v",
-       .splits_backward = false,
-       .takes_virtual_chunks = true,
-       .placement =
-           [](const ScheduleOptions& o) {
-             return ChunkPlacement::Looped(o.stages, std::max(1, o.virtual_chunks));
-           },
-       .check = CheckInterleaved,
-       .build = [](const ScheduleOptions& o,
-                   const ChunkPlacement& placement) -> StatusOr<std::vector<std::vector<Action>>> {
-         return PostBetweenSteps(EveryRank(o.virtual_chunks == 1 ? schedules::OneFOneBSteps
-                                                                 : schedules::Interleaved1F1BSteps,
-                                           o),
-                                 o, placement);
-       }},
-      {.kind = ScheduleKind::kZeroBubbleH1,
-       .name = "zb-h1",
-       .config_name = "ZERO_BUBBLE_H1",
-       .summary = "1F1B with B/W split, W passes fill the tail; 1F1B's memory",
-       .splits_backward = true,
-       .takes_virtual_chunks = false,
-       .placement = OneChunkPerRank,
-       .check = nullptr,
-       .build = [](const ScheduleOptions& o,
-                   const ChunkPlacement& placement) -> StatusOr<std::vector<std::vector<Action>>> {
-         return PostAtProducerTime(EveryRank(schedules::ZeroBubbleH1Steps, o), o, placement);
-       }},
-      {.kind = ScheduleKind::kZeroBubbleH2,
-       .name = "zb-h2",
-       .config_name = "ZERO_BUBBLE_H2",
-       .summary = "B/W split with more warm-up forwards; about 2x 1F1B's memory",
-       .splits_backward = true,
-       .takes_virtual_chunks = false,
-       .placement = OneChunkPerRank,
-       .check = nullptr,
-       .build = [](const ScheduleOptions& o,
-                   const ChunkPlacement& placement) -> StatusOr<std::vector<std::vector<Action>>> {
-         return PostAtProducerTime(schedules::ZeroBubbleH2Steps(o, placement), o, placement);
-       }},
-      {.kind = ScheduleKind::kZeroBubbleV,
-       .name = "zb-v",
-       .config_name = "ZERO_BUBBLE_V",
-       .summary = "2 chunks per rank in a V (r and 2p-1-r), B/W split; 1F1B's memory",
-       .splits_backward = true,
-       .takes_virtual_chunks = false,
-       .placement = [](const ScheduleOptions& o) { return ChunkPlacement::V(o.stages); },
-       .check = nullptr,
-       .build = [](const ScheduleOptions& o,
-                   const ChunkPlacement& placement) -> StatusOr<std::vector<std::vector<Action>>> {
-         return PostAtProducerTime(schedules::ZeroBubbleVSteps(o, placement), o, placement);
-       }},
+      {ScheduleKind::kGpipe, "gpipe", "GPIPE",
+       "all forwards, then all backwards; holds m micro-batches", false, false, OneChunkPerRank,
+       nullptr, BetweenSteps<schedules::GpipeSteps>},
+      {ScheduleKind::kOneFOneB, "1f1b", "ONE_F_ONE_B",
+       "warm-up forwards, then one forward / one backward; holds min(p-r, m)", false, false,
+       OneChunkPerRank, nullptr, BetweenSteps<schedules::OneFOneBSteps>},
+      {ScheduleKind::kInterleaved1F1B, "interleaved", "INTERLEAVED_1F1B",
+       "1F1B over v looped chunks per rank; bubble / v", false, true, LoopedChunks,
+       CheckInterleaved, Interleaved},
+      {ScheduleKind::kZeroBubbleH1, "zb-h1", "ZERO_BUBBLE_H1",
+       "1F1B with B/W split, W passes fill the tail; 1F1B's memory", true, false, OneChunkPerRank,
+       nullptr, EveryRankAtProducerTime<schedules::ZeroBubbleH1Steps>},
+      {ScheduleKind::kZeroBubbleH2, "zb-h2", "ZERO_BUBBLE_H2",
+       "B/W split with more warm-up forwards; about 2x 1F1B's memory", true, false, OneChunkPerRank,
+       nullptr, AtProducerTime<schedules::ZeroBubbleH2Steps>},
+      {ScheduleKind::kZeroBubbleV, "zb-v", "ZERO_BUBBLE_V",
+       "2 chunks per rank in a V (r and 2p-1-r), B/W split; 1F1B's memory", true, false, VChunks,
+       nullptr, AtProducerTime<schedules::ZeroBubbleVSteps>},
   };
   return table;
 }

@@ -15,8 +15,13 @@ namespace deepnet::schedules {
 
 std::vector<std::vector<Step>> ZeroBubbleVSteps(const ScheduleOptions& options,
                                                 const ChunkPlacement& placement) {
-  const int cap = 2 * std::min(options.stages, options.micro_batches);
-  return GreedyZeroBubbleSteps(options, placement, std::vector<int>(options.stages, cap));
+  // A chunk is half a stage: 1F1B's stage-0 peak of min(p, m) stages is twice as many chunks.
+  constexpr int kChunksPerStage = 2;
+  std::vector<int> caps;
+  for (int r = 0; r < placement.ranks(); ++r) {
+    caps.push_back(kChunksPerStage * std::min(options.stages, options.micro_batches));
+  }
+  return GreedyZeroBubbleSteps(options, placement, caps);
 }
 
 }  // namespace deepnet::schedules
