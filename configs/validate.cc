@@ -225,6 +225,21 @@ void CheckTraining(const RunConfig& config, Checker& check) {
   check.AtLeast("train.micro_batches", train.micro_batches(), 1);
   check.AtLeast("train.valid_every", train.valid_every(), 0, " (0 = never)");
   check.AtLeast("train.max_consecutive_skips", train.max_consecutive_skips(), 1);
+  check.AtLeast("train.update_norm_every", train.update_norm_every(), 0, " (0 = never)");
+  if (train.update_norm_every() > 0) {
+    // The probe is the first validation batch, and only the single-process trainer runs it.
+    if (train.valid_every() <= 0 || config.data().valid_tsv().empty()) {
+      check.Fail({"train.update_norm_every", "train.valid_every"},
+                 "the update norm is measured on the first validation batch; set "
+                 "train.valid_every > 0 and data.valid_tsv, or train.update_norm_every: 0");
+    }
+    if (config.parallel().pipeline_stages() != 1 || config.parallel().data_parallel() != 1) {
+      check.Fail({"train.update_norm_every", "parallel.pipeline_stages"},
+                 "the update norm is measured by the single-process trainer only; use "
+                 "parallel.pipeline_stages = 1 and parallel.data_parallel = 1, or "
+                 "train.update_norm_every: 0");
+    }
+  }
   check.NonNegative("train.spike_factor", train.spike_factor());
 
   const OptimizerConfig& optimizer = config.optimizer();

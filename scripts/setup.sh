@@ -14,6 +14,7 @@ packages=(
   iproute2  # tests/launch/multinode: ip netns, veths, bridge (nsenter, unshare: util-linux)
   librsvg2-bin
   python3 python3-numpy python3-torch
+  python3-matplotlib  # scripts/depth_plots.py (the depth study's figures)
   hyperfine
   clang libclang-rt-14-dev libomp-dev  # tests/fuzz: libFuzzer, ASan, UBSan (clang's OpenMP)
 )

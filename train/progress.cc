@@ -103,4 +103,11 @@ Status MetricsWriter::WriteValidation(int64_t step, double valid_loss) {
   return WriteLine(json.Serialize());
 }
 
+Status MetricsWriter::WriteUpdateNorm(int64_t step, double update_norm) {
+  JsonValue json = JsonValue::Object();
+  json.Set("step", JsonValue::Int(step));
+  json.Set("update_norm", JsonValue::Double(update_norm));
+  return WriteLine(json.Serialize());
+}
+
 }  // namespace deepnet

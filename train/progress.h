@@ -64,6 +64,7 @@ class MetricsWriter {
   static StatusOr<MetricsWriter> Open(const std::string& path);  // "" = a writer that drops all
   Status WriteProgress(const ProgressRecord& record);
   Status WriteValidation(int64_t step, double valid_loss);
+  Status WriteUpdateNorm(int64_t step, double update_norm);  // train.update_norm_every
 
  private:
   Status WriteLine(const std::string& line);

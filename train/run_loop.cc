@@ -54,6 +54,7 @@ Status RunTrainingLoop(const config::RunConfig& config, bool leader, LoopTrainer
   const int64_t log_every = std::max<int64_t>(1, config.logging().log_every());
   const int64_t valid_every = config.train().valid_every();
   const int64_t checkpoint_every = config.checkpoint().every_steps();
+  const int64_t update_norm_every = config.train().update_norm_every();
   const bool checkpoints = !config.checkpoint().dir().empty();
   const int max_skips = std::max(1, config.train().max_consecutive_skips());
   if (trainer.step() > max_steps) {
@@ -115,6 +116,11 @@ Status RunTrainingLoop(const config::RunConfig& config, bool leader, LoopTrainer
       ASSIGN_OR_RETURN(const double valid_loss, trainer.ValidationLoss());
       LOG_IF(INFO, leader) << "step " << step << " | valid loss " << valid_loss;
       RETURN_IF_ERROR(metrics.WriteValidation(step, valid_loss));
+    }
+    if (update_norm_every > 0 && step % update_norm_every == 0) {
+      ASSIGN_OR_RETURN(const double update_norm, trainer.UpdateNorm());
+      LOG_IF(INFO, leader) << "step " << step << " | update norm " << Number(update_norm);
+      RETURN_IF_ERROR(metrics.WriteUpdateNorm(step, update_norm));
     }
     if (checkpoints && checkpoint_every > 0 && step % checkpoint_every == 0) {
       // Inside a run of skipped steps the state is suspect (a diverging run's weights are finite

@@ -31,13 +31,19 @@ class LoopTrainer {
   virtual bool stop_requested() const = 0;
   // Saves a checkpoint unless the step is saved already; returns StoppedForRequeue.
   virtual Status StopForRequeue() = 0;
+  // ||F(x; θ_t) − F(x; θ_0)|| on the fixed probe batch (train.update_norm_every,
+  // train/update_norm.h).
+  virtual StatusOr<double> UpdateNorm() {
+    return Unimplemented("train.update_norm_every: this trainer does not measure the update norm");
+  }
 };
 
 // Runs `trainer` from its step to config.train().max_steps, then saves a final checkpoint when
 // checkpoint.dir is set. Only the leader logs and writes logging.json_metrics. A step with
 // non-finite gradients (skipped by the optimizer) is logged; train.max_consecutive_skips of them
 // in a row stop the run with an error. A loss or gradient norm above train.spike_factor times the
-// median of the last 50 steps is logged as a spike. A run already past max_steps is an error.
+// median of the last 50 steps is logged as a spike. Every train.update_norm_every steps the
+// update norm is logged. A run already past max_steps is an error.
 Status RunTrainingLoop(const config::RunConfig& config, bool leader, LoopTrainer& trainer);
 
 }  // namespace deepnet

@@ -40,6 +40,8 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::RunConfig& conf
             << config::ParallelConfig::Precision_Name(config.parallel().precision());
   ASSIGN_OR_RETURN(trainer->data_, OpenTrainingData(trainer->config_));
   RETURN_IF_ERROR(trainer->BuildModel());
+  // Before any restore: the freshly built parameters are θ_0 (they depend only on the seed).
+  if (config.train().update_norm_every() > 0) RETURN_IF_ERROR(trainer->StartUpdateNorm());
   ASSIGN_OR_RETURN(const std::optional<std::string> resume,
                    CheckpointToResume(config, /*leader=*/true));
   if (resume.has_value()) RETURN_IF_ERROR(trainer->Restore(*resume));
@@ -72,6 +74,23 @@ Status Trainer::Restore(const std::string& checkpoint_dir) {
   last_saved_step_ = step_;
   LOG(INFO) << "resumed from " << checkpoint_dir << " at step " << step_;
   return OkStatus();
+}
+
+Status Trainer::StartUpdateNorm() {
+  if (data_.valid_plan.empty()) {
+    return FailedPrecondition("train.update_norm_every: no validation data in " +
+                              ValidShardPath(config_) + " to measure the update norm on");
+  }
+  const Batch probe = MakeBatch(*data_.valid_shard, data_.valid_plan.front());
+  ASSIGN_OR_RETURN(UpdateNormProbe started,
+                   UpdateNormProbe::Create(*model_, probe, Context(/*training=*/false)));
+  update_norm_.emplace(std::move(started));
+  return OkStatus();
+}
+
+StatusOr<double> Trainer::UpdateNorm() {
+  if (!update_norm_.has_value()) return FailedPrecondition("train.update_norm_every is 0");
+  return update_norm_->Measure(*model_);
 }
 
 StepContext Trainer::Context(bool training) const {

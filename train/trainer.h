@@ -30,6 +30,7 @@
 #include "train/run_loop.h"
 #include "train/run_setup.h"
 
+#include "train/update_norm.h"
 namespace deepnet {
 
 class Trainer final : public LoopTrainer {
@@ -55,6 +56,7 @@ class Trainer final : public LoopTrainer {
   bool stop_requested() const override;
   Status StopForRequeue() override;
 
+  StatusOr<double> UpdateNorm() override;
   int64_t step() const override { return step_; }
   Model& model() { return *model_; }
   Optimizer& optimizer() { return *optimizer_; }
@@ -67,6 +69,7 @@ class Trainer final : public LoopTrainer {
   Status BuildModel();
   Status Restore(const std::string& checkpoint_dir);
   StatusOr<std::vector<MicroBatch>> NextStepMicroBatches();
+  Status StartUpdateNorm();
   StepContext Context(bool training) const;
   std::vector<Unit*> Units();
 
@@ -81,5 +84,6 @@ class Trainer final : public LoopTrainer {
   int64_t step_ = 0;
   int64_t last_saved_step_ = -1;
 };
+  std::optional<UpdateNormProbe> update_norm_;  // train.update_norm_every > 0
 
 }  // namespace deepnet
