@@ -57,5 +57,6 @@ Status RunScoreCommand(const CommandLine& command_line);
 Status RunEvalCommand(const CommandLine& command_line);
 Status RunScheduleCommand(const CommandLine& command_line);
 Status RunProfileCommand(const CommandLine& command_line);
+Status RunPlanCommand(const CommandLine& command_line);
 
 }  // namespace deepnet

@@ -158,6 +158,27 @@ const std::vector<Command>& Table() {
          "runs/profile)"}},
        /*computes=*/true,
        RunProfileCommand},
+      {"plan",
+       "choose schedule, micro-batches and pipeline split under a memory limit; print --set",
+       {kConfig,
+        kSet,
+        kDataDir,
+        {"ranks", "P", "pipeline ranks to plan for"},
+        {"memory_per_rank", "BYTES",
+         "memory one rank may use (0 = parallel.stage_memory_limit_mb; 0 there = no limit)"},
+        {"micro_batch_counts", "LIST",
+         "micro-batch counts to try, e.g. 1,2,4,8 (default: powers of two and the configured "
+         "count; the global batch stays data.max_tokens_per_batch x parallel.micro_batches)"},
+        {"schedules", "LIST", "schedules to try, e.g. 1f1b,zb-h1 (default: every one)"},
+        {"top", "N", "choices to print"},
+        kReps,
+        kWarmup,
+        kBandwidth,
+        kLatency,
+        {"cores", "N", "cores all ranks share (0 = every rank has its own core or GPU)"},
+        {"out", "FILE", "also write the chosen --set fragment to FILE"}},
+       /*computes=*/true,
+       RunPlanCommand},
   };
   return *table;
 }

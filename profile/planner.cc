@@ -185,6 +185,7 @@ std::vector<std::pair<std::string, std::vector<int>>> SeedSplits(const PlanCosts
 PlanChoice Refine(PlanChoice best, SplitEvaluator& evaluator, const Ranking& ranking,
                   std::set<std::vector<int>>& seen, int max_rounds) {
   const int chunks = static_cast<int>(best.segment_units.size());
+  const std::string refined_name = best.seed + ", refined";
   for (int round = 0; round < max_rounds; ++round) {
     std::optional<PlanChoice> improved;
     for (int boundary = 1; boundary < chunks; ++boundary) {
@@ -197,7 +198,7 @@ PlanChoice Refine(PlanChoice best, SplitEvaluator& evaluator, const Ranking& ran
           counts[boundary - 1] += move;
           counts[boundary] -= move;
           if (!seen.insert(counts).second) continue;
-          std::optional<PlanChoice> candidate = evaluator.Evaluate(counts, best.seed + ", refined");
+          std::optional<PlanChoice> candidate = evaluator.Evaluate(counts, refined_name);
           if (!candidate) continue;
           const PlanChoice& current = improved ? *improved : best;
           if (ranking.Better(*candidate, current)) improved = std::move(candidate);
@@ -268,7 +269,7 @@ StatusOr<PlanSearch> SearchPlans(const std::vector<PlanCosts>& candidates,
         std::string line = counter + name + ": ";
         if (!best) {
           search.skipped.push_back(name + ": too few units for its chunks");
-          line += "no split";
+          line += "too few units for its chunks";
         } else if (!evaluator.Fits(*best)) {
           line += "over the memory limit (needs " + GiB(best->peak_rank_bytes) + ")";
           if (!leanest || best->peak_rank_bytes < leanest->peak_rank_bytes) leanest = *best;
