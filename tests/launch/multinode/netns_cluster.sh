@@ -19,7 +19,9 @@
 # node1, ...; mpirun reaches them through netns_rsh_agent.sh (no sshd).
 #
 # cluster_up returns 77 (ctest's skip code, reason on stdout) when namespaces cannot be made.
-# Call cluster_down from an EXIT trap: it is idempotent and also removes a half-built cluster.
+# Call cluster_down from an EXIT trap: it is idempotent and also removes a half-built cluster. A
+# run killed outright (SIGKILL, no trap) leaves its cluster; the next cluster_up removes it (the
+# namespaces are named deepnet-mn-<pid of the shell>-<tag>-n<K>, and that shell is gone).
 
 # shellcheck disable=SC2034  # for the scripts that source this one (MPI_IFACE)
 CLUSTER_SUBNET=198.18.0.0/15
@@ -27,7 +29,7 @@ CLUSTER_NODES=0
 CLUSTER_COUNT=0
 CLUSTER_TAG=
 
-cluster_namespace() { echo "${CLUSTER_TAG}-n$1"; }
+cluster_namespace() { echo "deepnet-mn-$$-${CLUSTER_TAG}-n$1"; }
 cluster_veth() { echo "${CLUSTER_TAG}v$1"; }
 
 cluster_up() {
@@ -39,6 +41,7 @@ cluster_up() {
   for tool in ip unshare nsenter; do
     command -v "$tool" > /dev/null || { echo "SKIP: $tool is not installed"; return 77; }
   done
+  cluster_sweep_stale
   if ! ip link add "${CLUSTER_TAG}b" type bridge 2> "$CLUSTER_DIR/ip.err"; then
     echo "SKIP: cannot create a bridge: $(cat "$CLUSTER_DIR/ip.err")"
     return 77
@@ -66,6 +69,25 @@ cluster_up() {
     return 77
   fi
   export NETNS_CLUSTER_HOSTS=$CLUSTER_DIR/hosts
+}
+
+cluster_sweep_stale() {
+  local ns owner tag pids
+  for ns in $(ip netns list 2> /dev/null | awk '{ print $1 }' |
+                grep -E '^deepnet-mn-[0-9]+-dn[0-9]+g[0-9]+-n[0-9]+$'); do
+    owner=${ns#deepnet-mn-}
+    owner=${owner%%-*}
+    kill -0 "$owner" 2> /dev/null && continue  # its run is still going
+    tag=${ns#deepnet-mn-"$owner"-}
+    tag=${tag%-n*}
+    pids=$(ip netns pids "$ns" 2> /dev/null)
+    # shellcheck disable=SC2086  # a list of pids
+    [[ -n $pids ]] && kill -KILL $pids 2> /dev/null
+    ip link del "${tag}v${ns##*-n}" 2> /dev/null
+    ip netns del "$ns" 2> /dev/null
+    ip link del "${tag}b" 2> /dev/null
+  done
+  return 0
 }
 
 # nsenter rather than `ip netns exec`, which also remounts /sys and so hides /sys/fs/cgroup
