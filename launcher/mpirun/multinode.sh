@@ -13,7 +13,7 @@
 #   PER_NODE             ranks per node (default: the first host's slots)
 #   OMP_NUM_THREADS      threads per rank (default 1); each rank is bound to that many cores
 #   OPENBLAS_CORETYPE    forwarded when set; else each rank's deepnet picks the core for its CPU
-#   MPI_IFACE            network interfaces or subnet for Open MPI's TCP traffic (eth0, ib0, 10.1.0.0/16)
+#   MPI_IFACE            interfaces or a subnet for Open MPI's TCP traffic (eth0, ib0, 10.1.0.0/16)
 #   MPI_BIND             core (default): each rank bound to its cores; none: ranks float
 #   MPI_NODE_TIMEOUT     seconds after which mpirun gives up on a node it cannot reach (default 60;
 #                        TCP keepalive of its daemons). Keep it below parallel.comm_timeout_seconds:
@@ -25,7 +25,7 @@
 set -euo pipefail
 
 if (( $# < 3 )); then
-  sed -n '2,23s/^# \{0,1\}//p' "$0" >&2
+  sed -n '2,/^set -/{/^set -/d; s/^# \{0,1\}//p}' "$0" >&2  # the header above
   exit 2
 fi
 hostfile=$1 np=$2 config=$3
@@ -41,7 +41,8 @@ export GLOG_logtostderr=1
 
 command=(mpirun --hostfile "$hostfile" -np "$np")
 case ${MPI_BIND:-core} in
-  core) command+=(--map-by "ppr:${per_node}:node:PE=${OMP_NUM_THREADS}" --bind-to core --report-bindings) ;;
+  core) command+=(--map-by "ppr:${per_node}:node:PE=${OMP_NUM_THREADS}" --bind-to core
+                  --report-bindings) ;;
   none) command+=(--map-by "ppr:${per_node}:node" --bind-to none) ;;
   *) echo "multinode.sh: MPI_BIND must be core or none, not '$MPI_BIND'" >&2; exit 2 ;;
 esac
@@ -51,7 +52,7 @@ esac
 # retransmitting (about 15 minutes) instead, hence "below comm_timeout_seconds".
 node_timeout=${MPI_NODE_TIMEOUT:-60}
 if ! [[ $node_timeout =~ ^[0-9]+$ ]] || (( node_timeout < 2 )); then
-  echo "multinode.sh: MPI_NODE_TIMEOUT must be a whole number of seconds >= 2, not '$node_timeout'" >&2
+  echo "multinode.sh: MPI_NODE_TIMEOUT must be whole seconds >= 2, not '$node_timeout'" >&2
   exit 2
 fi
 command+=(--mca oob_tcp_keepalive_time $(( node_timeout / 2 ))
