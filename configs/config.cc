@@ -228,6 +228,23 @@ class ErrorList : public pb::io::ErrorCollector {
   std::vector<std::string> errors_;
 };
 
+// train.micro_batches is the old name of train.accumulation_steps: a layer that writes it still
+// loads (old configs, the config text inside old checkpoints), with a warning naming the new field.
+Status RenameDeprecatedFields(const ParseInfo& info, RunConfig* layer) {
+  if (!layer->train().has_micro_batches()) return OkStatus();
+  const std::string where = info.Locate("train.micro_batches");
+  TrainConfig* train = layer->mutable_train();
+  if (train->has_accumulation_steps()) {
+    return InvalidArgument(where + ": train.micro_batches is the old name of "
+                           "train.accumulation_steps; write only train.accumulation_steps");
+  }
+  LOG(WARNING) << where << ": train.micro_batches is deprecated: write train.accumulation_steps "
+               << "(the same setting: batches whose gradients are summed per optimizer step)";
+  train->set_accumulation_steps(train->micro_batches());
+  train->clear_micro_batches();
+  return OkStatus();
+}
+
 // Parses one layer on its own and merges it over `config`, recording where each field was set.
 Status MergeLayer(const std::string& text, std::string label, bool has_positions, RunConfig* config,
                   ParseInfo* info) {
@@ -237,6 +254,7 @@ Status MergeLayer(const std::string& text, std::string label, bool has_positions
   parser.WriteLocationsTo(info->AddSource(std::move(label), has_positions));
   RunConfig layer;
   if (!parser.ParseFromString(text, &layer)) return errors.ToStatus();
+  RETURN_IF_ERROR(RenameDeprecatedFields(*info, &layer));
   config->MergeFrom(layer);
   return OkStatus();
 }

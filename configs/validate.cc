@@ -222,7 +222,7 @@ void CheckTraining(const RunConfig& config, Checker& check) {
   check.AtLeast("train.max_steps", train.max_steps(), 1);
   check.InUnitInterval("train.label_smoothing", train.label_smoothing());
   check.NonNegative("train.clip_norm", train.clip_norm());
-  check.AtLeast("train.micro_batches", train.micro_batches(), 1);
+  check.AtLeast("train.accumulation_steps", train.accumulation_steps(), 1);
   check.AtLeast("train.valid_every", train.valid_every(), 0, " (0 = never)");
   check.AtLeast("train.max_consecutive_skips", train.max_consecutive_skips(), 1);
   check.AtLeast("train.update_norm_every", train.update_norm_every(), 0, " (0 = never)");

@@ -2,7 +2,7 @@
 // (rank) per cell — the pipeline counterpart of train/trainer.h, and bit-identical to it when
 // R = 1.
 //
-// Every rank reads the same data: a step takes train.micro_batches batches (flushes) from the
+// Every rank reads the same data: a step takes train.accumulation_steps batches (flushes) from the
 // batcher, each split into R·m micro-batches numbered within the step, and replica r runs
 // micro-batches [r·m, (r+1)·m) of each flush; every rank counts the non-pad target tokens of the
 // whole step for the loss scale. A flush runs this rank's schedule (parallel/schedule.h) on the
@@ -144,7 +144,8 @@ class PipelineTrainer final : public LoopTrainer {
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<PipelineEngine> engine_;
   std::vector<Action> step_actions_;   // a flush ending in the optimizer step
-  std::vector<Action> flush_actions_;  // a gradient-accumulation flush (train.micro_batches > 1)
+  // A gradient-accumulation flush (train.accumulation_steps > 1).
+  std::vector<Action> flush_actions_;
   int64_t step_ = 0;
   int64_t last_saved_step_ = -1;
   TraceWriter trace_;

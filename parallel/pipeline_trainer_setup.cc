@@ -189,7 +189,7 @@ Status PipelineTrainer::BuildEngine() {
   const config::ParallelConfig& parallel = config_.parallel();
   ChunkPlacement placement;
   for (const bool step : {true, false}) {
-    if (!step && config_.train().micro_batches() <= 1) continue;
+    if (!step && config_.train().accumulation_steps() <= 1) continue;
     ASSIGN_OR_RETURN(const ConfiguredSchedule schedule, ScheduleOfConfig(parallel, step));
     placement = schedule.placement;
     ValidateOptions check;

@@ -16,7 +16,7 @@ StatusOr<std::vector<std::vector<MicroBatch>>> NextStepFlushes(const config::Run
                                                                int parts_per_flush,
                                                                const Backend& backend) {
   std::vector<std::vector<MicroBatch>> flushes;
-  for (int flush = 0; flush < config.train().micro_batches(); ++flush) {
+  for (int flush = 0; flush < config.train().accumulation_steps(); ++flush) {
     ASSIGN_OR_RETURN(Batch batch, data.batcher->Next());
     ASSIGN_OR_RETURN(std::vector<MicroBatch> parts,
                      ToMicroBatches(batch, parts_per_flush, flush * parts_per_flush, backend));
@@ -26,8 +26,8 @@ StatusOr<std::vector<std::vector<MicroBatch>>> NextStepFlushes(const config::Run
 }
 
 StatusOr<LossTotals> SumValidationLoss(
-    const config::RunConfig& config, const TrainingData& data, const Backend& backend,
-    int replica, int replicas, const std::function<StatusOr<Stream>(const MicroBatch&)>& forward) {
+    const config::RunConfig& config, const TrainingData& data, const Backend& backend, int replica,
+    int replicas, const std::function<StatusOr<Stream>(const MicroBatch&)>& forward) {
   if (data.valid_shard == nullptr) {
     return NotFound("no validation data in " + ValidShardPath(config));
   }
@@ -48,9 +48,8 @@ StatusOr<double> MeanValidationLoss(double loss_sum, double loss_tokens) {
   return loss_sum / loss_tokens;
 }
 
-Status CheckpointForRequeue(const config::RunConfig& config, int64_t step,
-                            int64_t last_saved_step, bool leader,
-                            const std::function<Status()>& save) {
+Status CheckpointForRequeue(const config::RunConfig& config, int64_t step, int64_t last_saved_step,
+                            bool leader, const std::function<Status()>& save) {
   if (leader) {
     LOG(WARNING) << "stop requested at step " << step
                  << ": saving a checkpoint and exiting for requeue"

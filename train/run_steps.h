@@ -15,7 +15,7 @@
 
 namespace deepnet {
 
-// The micro-batches of one training step: train.micro_batches flushes (gradients summed
+// The micro-batches of one training step: train.accumulation_steps flushes (gradients summed
 // before one update), each one batch of the training batcher split into `parts_per_flush`
 // micro-batches, numbered through the step (the numbers key the dropout streams).
 StatusOr<std::vector<std::vector<MicroBatch>>> NextStepFlushes(const config::RunConfig& config,
@@ -32,8 +32,8 @@ struct LossTotals {
 // replica b mod replicas), each through `forward`, summed in order. NotFound without a
 // validation shard.
 StatusOr<LossTotals> SumValidationLoss(
-    const config::RunConfig& config, const TrainingData& data, const Backend& backend,
-    int replica, int replicas, const std::function<StatusOr<Stream>(const MicroBatch&)>& forward);
+    const config::RunConfig& config, const TrainingData& data, const Backend& backend, int replica,
+    int replicas, const std::function<StatusOr<Stream>(const MicroBatch&)>& forward);
 
 // loss_sum / loss_tokens of the whole validation set; NotFound when it has no target tokens.
 StatusOr<double> MeanValidationLoss(double loss_sum, double loss_tokens);
@@ -41,8 +41,7 @@ StatusOr<double> MeanValidationLoss(double loss_sum, double loss_tokens);
 // On a requested stop: saves a checkpoint through `save` unless `step` is saved already (or
 // checkpoint.dir is empty: nothing to save, said), then returns StoppedForRequeue. Only the
 // leader logs.
-Status CheckpointForRequeue(const config::RunConfig& config, int64_t step,
-                            int64_t last_saved_step, bool leader,
-                            const std::function<Status()>& save);
+Status CheckpointForRequeue(const config::RunConfig& config, int64_t step, int64_t last_saved_step,
+                            bool leader, const std::function<Status()>& save);
 
 }  // namespace deepnet

@@ -4,8 +4,9 @@
 //   zero grads; loss_scale = 1 / (non-pad target tokens of the whole step)
 //   for each micro-batch: Model::ForwardBackward        (parameter gradients accumulate)
 //   SumTiedGradients; global grad norm, clip, Adam(W) update with the scheduled learning rate
-// A step takes train.micro_batches batches from the batcher (gradient accumulation), each split
-// into parallel.micro_batches micro-batches, numbered 0.. within the step for the dropout streams.
+// A step takes train.accumulation_steps batches from the batcher (gradient accumulation), each
+// split into parallel.micro_batches micro-batches, numbered 0.. within the step for the dropout
+// streams.
 //
 // Everything that influences the numbers — parameters, moments, update count, data position, seed
 // — is in the checkpoint, so training k steps, restarting the process from the checkpoint and

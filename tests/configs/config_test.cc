@@ -17,6 +17,7 @@ namespace {
 
 using google::protobuf::util::MessageDifferencer;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 std::string SourcePath(const std::string& relative) {
@@ -101,6 +102,7 @@ TEST(Defaults, SetEveryFieldAndValidate) {
     const google::protobuf::Message& section = root_reflection->GetMessage(config, root->field(i));
     for (int j = 0; j < section.GetDescriptor()->field_count(); ++j) {
       const google::protobuf::FieldDescriptor* field = section.GetDescriptor()->field(j);
+      if (field->full_name() == "deepnet.config.TrainConfig.micro_batches") continue;  // old name
       EXPECT_TRUE(section.GetReflection()->HasField(section, field)) << field->full_name();
     }
   }
@@ -175,6 +177,26 @@ TEST(Overrides, ApplyInOrder) {
 TEST(Overrides, CanRepairTheFile) {
   const RunConfig config = LoadOrDie(TestData("heads_not_dividing.pbtxt"), {"model.heads=8"});
   EXPECT_EQ(config.model().heads(), 8);
+}
+
+TEST(DeprecatedNames, TrainMicroBatchesIsReadAsAccumulationSteps) {
+  for (const auto& [file, overrides] :
+       std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"train { micro_batches: 3 }", {}},
+           {"", {"train.micro_batches=3"}},
+           {"train { accumulation_steps: 2 }", {"train { micro_batches: 3 }"}}}) {
+    const StatusOr<RunConfig> config = LoadConfigFromText(file, "x.pbtxt", overrides);
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->train().accumulation_steps(), 3) << file;
+    EXPECT_FALSE(config->train().has_micro_batches()) << "never written back: " << file;
+    EXPECT_THAT(ConfigToText(*config), Not(HasSubstr("micro_batches: 3"))) << file;
+  }
+}
+
+TEST(DeprecatedNames, OldAndNewNameInOneLayerIsAnError) {
+  EXPECT_THAT(LoadError("train {\n  accumulation_steps: 2\n  micro_batches: 3\n}\n"),
+              HasSubstr("x.pbtxt:3:3: train.micro_batches is the old name of "
+                        "train.accumulation_steps; write only train.accumulation_steps"));
 }
 
 TEST(Errors, MissingFileIsNotFoundAndNamesThePath) {
@@ -301,7 +323,7 @@ INSTANTIATE_TEST_SUITE_P(
         SemanticCase{"data { source_column: 3 }", "is the same column as data.source_column"},
         SemanticCase{"data { max_tokens_per_batch: 100 }", "cannot hold the longest sentence"},
         SemanticCase{"train { label_smoothing: -0.1 }", "train.label_smoothing: got -0.1"},
-        SemanticCase{"train { micro_batches: 0 }", "train.micro_batches: got 0"},
+        SemanticCase{"train { accumulation_steps: 0 }", "train.accumulation_steps: got 0"},
         SemanticCase{"optimizer { beta2: 1 }", "optimizer.beta2: got 1; use a value in [0, 1)"},
         SemanticCase{"optimizer { lr: inf }", "optimizer.lr: got inf; use a finite number"},
         SemanticCase{"lr_schedule { warmup_steps: 0 }", "INVERSE_SQRT decays as"},

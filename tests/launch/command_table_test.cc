@@ -54,9 +54,9 @@ TEST_F(CommandTableTest, FlagOfAnotherCommandIsAUsageError) {
 }
 
 TEST_F(CommandTableTest, UnknownFlagIsAUsageError) {
-  for (const char* args : {"train --config configs/tiny.pbtxt --no_such_flag=3",
-                           "train --config configs/tiny.pbtxt -no_such_flag",
-                           "config --flagfile=/dev/null"}) {
+  for (const char* args :
+       {"train --config configs/tiny.pbtxt --no_such_flag=3",
+        "train --config configs/tiny.pbtxt -no_such_flag", "config --flagfile=/dev/null"}) {
     const Result result = Run(args);
     EXPECT_EQ(result.exit_code, 2) << args << "\n" << result.err;
     EXPECT_NE(result.err.find("unknown flag --"), std::string::npos) << args << "\n" << result.err;
@@ -71,8 +71,9 @@ TEST_F(CommandTableTest, UnknownFlagIsAUsageError) {
 TEST_F(CommandTableTest, SetBelongsToTheCommandsThatLoadAConfig) {
   const Result result = Run("translate --checkpoint runs/none --set train.max_steps=1");
   EXPECT_EQ(result.exit_code, 2) << result.err;
-  EXPECT_NE(result.err.find("deepnet translate: --set is a flag of prepare, train, config, profile"),
-            std::string::npos)
+  EXPECT_NE(
+      result.err.find("deepnet translate: --set is a flag of prepare, train, config, profile"),
+      std::string::npos)
       << result.err;
   EXPECT_NE(result.err.find(", not of translate;"), std::string::npos) << result.err;
 }
@@ -89,6 +90,16 @@ TEST_F(CommandTableTest, ValuesAndSpellingsGflagsAccepts) {
   result = Run("translate --checkpoint runs/none --beam -1");
   EXPECT_EQ(result.exit_code, 1) << "a value, checked by the command: " << result.err;
   EXPECT_NE(result.err.find("--beam must be >= 1"), std::string::npos) << result.err;
+}
+
+// Not a flag but a config name: the old train.micro_batches still works, with a warning.
+TEST_F(CommandTableTest, OldConfigNameWarnsAndNamesTheNewOne) {
+  const Result result = Run("config --config configs/tiny.pbtxt --set train.micro_batches=2");
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("accumulation_steps: 2"), std::string::npos) << result.out;
+  EXPECT_NE(result.err.find("train.micro_batches is deprecated: write train.accumulation_steps"),
+            std::string::npos)
+      << result.err;
 }
 
 TEST_F(CommandTableTest, MissingValueAndStrayArgumentsAreUsageErrors) {
@@ -119,8 +130,8 @@ TEST_F(CommandTableTest, PerCommandHelp) {
 TEST_F(CommandTableTest, HelpListsEveryCommandAndTheReadmeHoldsIt) {
   const Result help = Run("help");
   ASSERT_EQ(help.exit_code, 0) << help.err;
-  for (const char* command : {"prepare", "train", "export", "config", "translate", "score",
-                              "eval", "schedule", "profile"}) {
+  for (const char* command : {"prepare", "train", "export", "config", "translate", "score", "eval",
+                              "schedule", "profile"}) {
     EXPECT_NE(help.out.find("\ndeepnet " + std::string(command) + ": "), std::string::npos)
         << command;
   }

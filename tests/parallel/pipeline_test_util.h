@@ -56,7 +56,7 @@ struct RunShape {
   ScheduleKind schedule = ScheduleKind::kOneFOneB;
   config::ParallelConfig::Recompute recompute = config::ParallelConfig::NONE;
   int recompute_every = 1;
-  int flushes = 1;  // train.micro_batches
+  int flushes = 1;  // train.accumulation_steps
   int encoder_layers = 4;
   int decoder_layers = 4;
   int d_model = 16;
@@ -83,7 +83,7 @@ inline config::RunConfig MakeConfig(const std::string& root, const RunShape& s) 
       "train { max_steps: " +
       std::to_string(s.max_steps) +
       " seed: 11 valid_every: 0"
-      " micro_batches: " +
+      " accumulation_steps: " +
       std::to_string(s.flushes) +
       " label_smoothing: 0.1 clip_norm: 0.5 }\n"
       "optimizer { type: ADAM lr: 3e-3 weight_decay: 0.01 }\n"

@@ -47,7 +47,7 @@ data { data_dir: ")" +
          root + R"(/data" spm_vocab_size: 64 max_tokens_per_batch: 96
        max_source_length: 32 max_target_length: 32 shuffle_buffer: 16 }
 train { max_steps: )" +
-         std::to_string(max_steps) + R"( seed: 7 valid_every: 3 micro_batches: 2
+         std::to_string(max_steps) + R"( seed: 7 valid_every: 3 accumulation_steps: 2
         label_smoothing: 0.1 clip_norm: 0.5 }
 parallel { micro_batches: 2 }
 optimizer { type: ADAM lr: 3e-3 weight_decay: 0.01 }
