@@ -5,8 +5,11 @@
 # Usage: no_silent_guards_test.sh REPO_ROOT
 set -euo pipefail
 cd "${1:?usage: no_silent_guards_test.sh REPO_ROOT}"
-files=$(git ls-files '*CMakeLists.txt' '*.cmake' 2>/dev/null ||
-        find . -name CMakeLists.txt -o -name '*.cmake' | grep -v '/build')
+# The tracked files; outside git, every CMake file but those of build trees (with a CMakeCache.txt).
+if ! files=$(git ls-files '*CMakeLists.txt' '*.cmake' 2>/dev/null); then
+  builds=$(find . -name CMakeCache.txt -printf '%h/\n')
+  files=$(find . -name CMakeLists.txt -o -name '*.cmake' | grep -vF "${builds:-//none//}" || true)
+fi
 # tests/fuzz is added from the top level and from tests/: its guard defines the targets once.
 if grep -HnE '^\s*if\((NOT )?(TARGET|EXISTS) ' $files | grep -v 'define the targets once'; then
   echo "the lines above drop targets or tests silently when something is missing:"
