@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "configs/config.h"
+#include "kernels/cpu/blas_core.h"
 #include "parallel/cost_model.h"
 #include "runtime/allocator.h"
 #include "train/run_loop.h"
@@ -93,6 +94,7 @@ Status PipelineTrainer::OpenDevice(const RankDevice& device) {
 
 Status PipelineTrainer::StartTrace() {
   trace_.NameRank(world_.rank(), grid_->stage());
+  trace_.LabelProcess(world_.rank(), cpu::BlasStartupLine(cpu::CurrentBlasReport()));
   RETURN_IF_ERROR(world_.Barrier().WithContext("starting the trace"));
   trace_clock_.Restart();  // one origin for every rank, up to the barrier's skew
   engine_->set_trace(&trace_, &trace_clock_, world_.rank());

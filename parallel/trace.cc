@@ -115,6 +115,11 @@ void TraceWriter::NameThread(int pid, int tid, std::string_view name) {
       MetadataEvent("thread_name", pid, tid, "name", JsonValue::String(std::string(name))));
 }
 
+void TraceWriter::LabelProcess(int pid, std::string_view labels) {
+  metadata_.push_back(
+      MetadataEvent("process_labels", pid, -1, "labels", JsonValue::String(std::string(labels))));
+}
+
 void TraceWriter::NameRank(int rank, int stage) {
   NameProcess(rank, "rank " + std::to_string(rank) + " (stage " + std::to_string(stage) + ")",
               rank);

@@ -50,6 +50,8 @@ class TraceWriter {
   void NameRank(int rank, int stage);
   void NameProcess(int pid, std::string_view name, int sort_index);
   void NameThread(int pid, int tid, std::string_view name);
+  // "process_labels": a line shown under the process name (e.g. the BLAS core it ran on).
+  void LabelProcess(int pid, std::string_view labels);
 
   void Add(TraceEvent event);
   // Appends `other`'s metadata and events (merging ranks in memory).
