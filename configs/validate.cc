@@ -301,16 +301,14 @@ void CheckSchedule(const RunConfig& config, Checker& check) {
   if (parallel.pipeline_stages() >= 1 && parallel.virtual_chunks() >= 1 &&
       parallel.micro_batches() >= 1 && layers >= 1 &&
       (parallel.virtual_chunks() == 1 || info.takes_virtual_chunks)) {
-    const StatusOr<ChunkPlacement> placement =
-        PlacementOf(*kind, {.stages = parallel.pipeline_stages(),
-                            .micro_batches = parallel.micro_batches(),
-                            .virtual_chunks = parallel.virtual_chunks()});
-    if (!placement.ok()) {
-      check.Fail({"parallel.schedule", "parallel.micro_batches"},
-                 std::string(placement.status().message()));
-    } else if (placement->num_chunks() > layers) {
+    // The option checks (CheckScheduleOptions) run where a pipeline is built: one process
+    // ignores the schedule.
+    const ChunkPlacement placement = info.placement({.stages = parallel.pipeline_stages(),
+                                                     .micro_batches = parallel.micro_batches(),
+                                                     .virtual_chunks = parallel.virtual_chunks()});
+    if (placement.num_chunks() > layers) {
       check.Fail({"parallel.pipeline_stages", "parallel.virtual_chunks"},
-                 std::to_string(placement->num_chunks()) + " pipeline pieces (model chunks of " +
+                 std::to_string(placement.num_chunks()) + " pipeline pieces (model chunks of " +
                      std::string(info.config_name) + ") for " + std::to_string(layers) +
                      " layers; every piece needs at least one layer");
     }

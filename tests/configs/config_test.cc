@@ -331,6 +331,8 @@ INSTANTIATE_TEST_SUITE_P(
                      "lr_schedule.warmup_init_lr: got 1; use a value in [0, 5e-4]"},
         SemanticCase{"parallel { pipeline_stages: 0 }", "parallel.pipeline_stages: got 0"},
         SemanticCase{"parallel { pipeline_stages: 13 }", "every piece needs at least one layer"},
+        SemanticCase{"parallel { pipeline_stages: 7 schedule: ZERO_BUBBLE_V }",
+                     "14 pipeline pieces (model chunks of ZERO_BUBBLE_V) for 12 layers"},
         SemanticCase{"parallel { micro_batches: 0 }", "parallel.micro_batches: got 0"},
         SemanticCase{"parallel { virtual_chunks: 2 }",
                      "model chunks need parallel.schedule: INTERLEAVED_1F1B"},
@@ -346,6 +348,7 @@ TEST(Validation, ValidCombinationsPass) {
   for (const char* text : {"parallel { backend: CUDA precision: BF16 }",
                            "parallel { schedule: INTERLEAVED_1F1B virtual_chunks: 2 }",
                            "parallel { pipeline_stages: 12 schedule: ZERO_BUBBLE_H1 }",
+                           "parallel { pipeline_stages: 6 schedule: ZERO_BUBBLE_V }",
                            "model { architecture: DECODER_ONLY } data { source_column: 0 }",
                            "lr_schedule { type: CONSTANT warmup_steps: 0 }"}) {
     StatusOr<RunConfig> config = LoadConfigFromText(text, "x.pbtxt", {});
