@@ -150,10 +150,19 @@ def simulate_1f1b(p, m, cost):
     return max(free), busy
 
 
-def schedule_prediction(deepnet, p, m):
+def configured_schedule(overrides):
+    """The parallel.schedule of the --set overrides (default 1f1b), as `deepnet schedule` takes it."""
+    for override in overrides:
+        match = re.fullmatch(r"parallel\.schedule=(\w+)", override)
+        if match:
+            return match.group(1)
+    return "1f1b"
+
+
+def schedule_prediction(deepnet, p, m, schedule="1f1b"):
     try:
-        out = subprocess.run([deepnet, "schedule", "--stages", str(p), "--micro-batches", str(m),
-                              "--schedule", "1f1b"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run([deepnet, "schedule", "--stages", str(p), "--micro_batches", str(m),
+                              "--schedule", schedule], capture_output=True, text=True, timeout=60)
         match = re.search(r"bubble ([\d.]+)%", out.stdout)
         if out.returncode == 0 and match:
             return float(match.group(1)) / 100, "deepnet schedule"
@@ -193,12 +202,13 @@ def report(args):
         "r%d F %.3f B %.3f opt %.3f" % (r, means[r].get("F", 0) / 1e6, means[r].get("B", 0) / 1e6,
                                          means[r].get("opt", 0) / 1e6) for r in sorted(ranks)))
 
-    unit, source = schedule_prediction(args.deepnet, p, m)
+    schedule = configured_schedule(args.set)
+    unit, source = schedule_prediction(args.deepnet, p, m, schedule)
     cost = [{"F": means[r].get("F", 1.0), "B": means[r].get("B", 2.0)} for r in range(p)]
     makespan, busy = simulate_1f1b(p, m, cost)
     optimizer = max(means[r].get("opt", 0.0) for r in range(p))
     print("\n== predicted (1F1B, p=%d, m=%d) ==" % (p, m))
-    print("unit-cost bubble (%s): %.1f%%" % (source, 100 * unit))
+    print("unit-cost bubble of %s (%s): %.1f%%" % (schedule, source, 100 * unit))
     print("cost-weighted simulation from measured F/B: step %.2f s (+ optimizer %.2f s)" %
           (makespan / 1e6, optimizer / 1e6))
     print("  bubble per rank (passes only): " + "  ".join(
