@@ -11,6 +11,7 @@
 
 #include "configs/config.h"
 #include "configs/config_util.h"
+#include "configs/model_rules.h"
 #include "configs/stage_units.h"
 #include "parallel/schedule.h"
 #include "parallel/schedule.h"
@@ -27,12 +28,15 @@ class Checker {
   // Records a problem. `fields` are the fields involved, the one to report first: the problem is
   // located at the first of them that a user layer wrote.
   void Fail(std::initializer_list<std::string_view> fields, const std::string& message) {
+    Fail(std::vector<std::string>(fields.begin(), fields.end()), message);
+  }
+  void Fail(const std::vector<std::string>& fields, const std::string& message) {
     std::string where;
-    for (const std::string_view field : fields) {
+    for (const std::string& field : fields) {
       if (locations_ != nullptr) where = locations_->Locate(field);
       if (!where.empty()) break;
     }
-    const std::string line = std::string(*fields.begin()) + ": " + message;
+    const std::string line = fields.front() + ": " + message;
     problems_.push_back(where.empty() ? line : where + ": " + line);
   }
 
@@ -97,80 +101,16 @@ void CheckEnumsAndNumbers(const RunConfig& config, Checker& check) {
   }
 }
 
-bool HasEncoder(const ModelConfig& model) {
-  return model.architecture() == ModelConfig::ENCODER_ONLY ||
-         model.architecture() == ModelConfig::ENCODER_DECODER;
-}
-
-bool HasDecoder(const ModelConfig& model) {
-  return model.architecture() == ModelConfig::DECODER_ONLY ||
-         model.architecture() == ModelConfig::ENCODER_DECODER;
-}
-
-// A stack the architecture uses needs >= 1 layer; one it lacks must be 0.
-void CheckStack(std::string_view field, std::string_view stack, bool used, int layers,
-                const ModelConfig& model, Checker& check) {
-  if (model.architecture() == ModelConfig::ARCHITECTURE_UNSPECIFIED) return;  // reported already
-  const std::string architecture =
-      "model.architecture " + ModelConfig::Architecture_Name(model.architecture());
-  if (used && layers < 1) {
-    check.Fail({field, "model.architecture"}, "got " + std::to_string(layers) + "; " +
-                                                  architecture + " needs at least 1 " +
-                                                  std::string(stack) + " layer");
-  } else if (!used && layers != 0) {
-    check.Fail({field, "model.architecture"}, "got " + std::to_string(layers) + " but " +
-                                                  architecture + " has no " + std::string(stack) +
-                                                  "; set " + std::string(field) + ": 0");
-  }
-}
-
-// "{1, 2, 4, 8, ...}": the head counts that divide d_model (>= 1). Divisors come in pairs
-// (h, d_model / h) with h <= sqrt(d_model), so this takes sqrt(d_model) steps, not d_model (a
-// large prime d_model took seconds, and counting up to INT_MAX overflowed).
-std::string HeadChoices(int d_model) {
-  std::vector<int64_t> ascending, descending;
-  for (int64_t heads = 1; heads * heads <= d_model; ++heads) {
-    if (d_model % heads != 0) continue;
-    ascending.push_back(heads);
-    if (heads * heads != d_model) descending.push_back(d_model / heads);
-  }
-  ascending.insert(ascending.end(), descending.rbegin(), descending.rend());
-  std::vector<std::string> divisors;
-  for (const int64_t heads : ascending) {
-    if (divisors.size() == 8) {
-      divisors.push_back("...");
-      break;
-    }
-    divisors.push_back(std::to_string(heads));
-  }
-  return "{" + JoinNames(divisors) + "}";
-}
-
 void CheckModel(const RunConfig& config, Checker& check) {
   const ModelConfig& model = config.model();
-  CheckStack("model.encoder_layers", "encoder", HasEncoder(model), model.encoder_layers(), model,
-             check);
-  CheckStack("model.decoder_layers", "decoder", HasDecoder(model), model.decoder_layers(), model,
-             check);
-  check.AtLeast("model.d_model", model.d_model(), 1);
-  check.AtLeast("model.heads", model.heads(), 1);
-  if (model.d_model() >= 1 && model.heads() >= 1 && model.d_model() % model.heads() != 0) {
-    check.Fail({"model.heads", "model.d_model"},
-               std::to_string(model.heads()) + " does not divide model.d_model " +
-                   std::to_string(model.d_model()) + "; choose heads in " +
-                   HeadChoices(model.d_model()));
+  for (const ModelRuleProblem& problem : ModelRuleProblems(model)) {
+    check.Fail(problem.fields, problem.message);
   }
-  check.AtLeast("model.ffn_dim", model.ffn_dim(), 1);
-  check.AtLeast("model.vocab_size", model.vocab_size(), 0, " (0 = from the tokenizer)");
   if (model.vocab_size() == 0 && config.data().spm_vocab_size() == 0) {
     check.Fail({"model.vocab_size", "data.spm_vocab_size"},
                "0 takes the vocabulary from the tokenizer, but data.spm_vocab_size is 0 (no "
                "tokenizer); set model.vocab_size or data.spm_vocab_size");
   }
-  check.InUnitInterval("model.dropout", model.dropout());
-  check.InUnitInterval("model.attention_dropout", model.attention_dropout());
-  check.InUnitInterval("model.activation_dropout", model.activation_dropout());
-  check.AtLeast("model.max_positions", model.max_positions(), 1);
   const DataConfig& data = config.data();
   if (HasEncoder(model) && data.max_source_length() > model.max_positions()) {
     check.Fail({"model.max_positions", "data.max_source_length"},
@@ -182,7 +122,6 @@ void CheckModel(const RunConfig& config, Checker& check) {
                std::to_string(model.max_positions()) + " is shorter than data.max_target_length " +
                    std::to_string(data.max_target_length()) + "; raise it or lower that");
   }
-  check.Positive("model.layernorm_eps", model.layernorm_eps());
 }
 
 void CheckData(const RunConfig& config, Checker& check) {

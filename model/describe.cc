@@ -1,8 +1,10 @@
 // The model's shape without building it: validation, DeepNorm constants (docs/design.md#deepnorm),
 // the unit list.
 #include <cmath>
-#include <sstream>
+#include <string>
+#include <vector>
 
+#include "configs/model_rules.h"
 #include "model/model.h"
 #include "model/parameters.h"
 #include "model/settings.h"
@@ -10,26 +12,9 @@
 namespace deepnet {
 namespace {
 
+using config::HasDecoder;
+using config::HasEncoder;
 using config::ModelConfig;
-
-bool HasEncoder(const ModelConfig& c) {
-  return c.architecture() == ModelConfig::ENCODER_ONLY ||
-         c.architecture() == ModelConfig::ENCODER_DECODER;
-}
-bool HasDecoder(const ModelConfig& c) {
-  return c.architecture() == ModelConfig::DECODER_ONLY ||
-         c.architecture() == ModelConfig::ENCODER_DECODER;
-}
-
-void CheckRate(std::ostringstream& problems, const char* field, bool has, double value) {
-  if (has && !(value >= 0.0 && value < 1.0)) {
-    problems << "model." << field << " = " << value << " must be in [0, 1)\n";
-  }
-}
-
-void CheckPositive(std::ostringstream& problems, const char* field, int64_t value) {
-  if (value <= 0) problems << "model." << field << " = " << value << " must be > 0\n";
-}
 
 }  // namespace
 
@@ -70,54 +55,30 @@ DeepNormConstants DecoderConstants(const ModelConfig& config) {
   return {std::pow(2.0 * M, 0.25), std::pow(8.0 * M, -0.25)};
 }
 
+// The model config's own rules (configs/model_rules.h), the enum values they leave to their
+// callers, and a resolved vocabulary: the model is built with its final size.
 Status ValidateModelConfig(const ModelConfig& c) {
-  std::ostringstream problems;
+  std::vector<std::string> problems;
   if (!ModelConfig::Architecture_IsValid(c.architecture()) ||
       c.architecture() == ModelConfig::ARCHITECTURE_UNSPECIFIED) {
-    problems << "model.architecture must be ENCODER_ONLY, DECODER_ONLY or ENCODER_DECODER\n";
-  } else {
-    if (HasEncoder(c) && c.encoder_layers() < 1) {
-      problems << "model.encoder_layers = " << c.encoder_layers() << " must be >= 1 for "
-               << ModelConfig::Architecture_Name(c.architecture()) << "\n";
-    }
-    if (!HasEncoder(c) && c.encoder_layers() != 0) {
-      problems << "model.encoder_layers = " << c.encoder_layers()
-               << " must be 0 for DECODER_ONLY\n";
-    }
-    if (HasDecoder(c) && c.decoder_layers() < 1) {
-      problems << "model.decoder_layers = " << c.decoder_layers() << " must be >= 1 for "
-               << ModelConfig::Architecture_Name(c.architecture()) << "\n";
-    }
-    if (!HasDecoder(c) && c.decoder_layers() != 0) {
-      problems << "model.decoder_layers = " << c.decoder_layers()
-               << " must be 0 for ENCODER_ONLY\n";
-    }
+    problems.push_back("model.architecture must be ENCODER_ONLY, DECODER_ONLY or ENCODER_DECODER");
   }
   if (!ModelConfig::Norm_IsValid(c.norm()) || c.norm() == ModelConfig::NORM_UNSPECIFIED) {
-    problems << "model.norm must be DEEPNORM, POSTLN or PRELN\n";
+    problems.push_back("model.norm must be DEEPNORM, POSTLN or PRELN");
   }
   if (!ModelConfig::Activation_IsValid(c.activation()) ||
       c.activation() == ModelConfig::ACTIVATION_UNSPECIFIED) {
-    problems << "model.activation must be RELU or GELU\n";
+    problems.push_back("model.activation must be RELU or GELU");
   }
-  CheckPositive(problems, "d_model", c.d_model());
-  CheckPositive(problems, "heads", c.heads());
-  CheckPositive(problems, "ffn_dim", c.ffn_dim());
-  CheckPositive(problems, "vocab_size", c.vocab_size());
-  if (c.has_max_positions()) CheckPositive(problems, "max_positions", c.max_positions());
-  if (c.d_model() > 0 && c.heads() > 0 && c.d_model() % c.heads() != 0) {
-    problems << "model.heads = " << c.heads() << " must divide model.d_model = " << c.d_model()
-             << "\n";
+  for (const config::ModelRuleProblem& problem : config::ModelRuleProblems(c)) {
+    problems.push_back(problem.fields.front() + ": " + problem.message);
   }
-  CheckRate(problems, "dropout", c.has_dropout(), c.dropout());
-  CheckRate(problems, "attention_dropout", c.has_attention_dropout(), c.attention_dropout());
-  CheckRate(problems, "activation_dropout", c.has_activation_dropout(), c.activation_dropout());
-  if (c.has_layernorm_eps() && !(c.layernorm_eps() > 0.0)) {
-    problems << "model.layernorm_eps = " << c.layernorm_eps() << " must be > 0\n";
+  if (c.vocab_size() == 0) {
+    problems.push_back("model.vocab_size: got 0; the model needs the resolved vocabulary size");
   }
-  std::string text = problems.str();
-  if (text.empty()) return OkStatus();
-  text.pop_back();  // the last newline
+  if (problems.empty()) return OkStatus();
+  std::string text = problems.front();
+  for (size_t i = 1; i < problems.size(); ++i) text += "\n" + problems[i];
   return InvalidArgument(text);
 }
 

@@ -43,8 +43,9 @@ struct UnitInfo {
 // ValidateModelConfig; an invalid one gives a best-effort list.
 std::vector<UnitInfo> DescribeUnits(const config::ModelConfig& config);
 
-// The checks Model::Build runs: architecture, norm and activation set; layer counts that match the
-// architecture; positive sizes with heads dividing d_model; dropout rates in [0, 1). Unset
+// The checks Model::Build runs: architecture, norm and activation set; the model section's own
+// rules (configs/model_rules.h: layer counts that match the architecture, positive sizes with heads
+// dividing d_model, dropout rates in [0, 1)); a resolved vocabulary (vocab_size > 0). Unset
 // max_positions and layernorm_eps mean 1024 and 1e-5. Every problem, one per line.
 Status ValidateModelConfig(const config::ModelConfig& config);
 
