@@ -18,12 +18,11 @@
 #include "launcher/command_line.h"
 #include "parallel/pipeline_trainer.h"
 #include "parallel/trace.h"
+#include "profile/micro_batch_shape.h"
 #include "profile/prediction.h"
 #include "profile/timeline_svg.h"
 #include "profile/unit_profiler.h"
 #include "runtime/atomic_file.h"
-#include "text/batcher.h"
-#include "text/shard.h"
 #include "train/run_setup.h"
 #include "train/trainer.h"
 
@@ -42,44 +41,11 @@ DEFINE_int32(cores, 0, kHelpInCommandTable);
 namespace deepnet {
 namespace {
 
-constexpr int64_t kDefaultLength = 32;
-
-// The mean micro-batch of the first training epoch as the trainer's batcher packs it: every
-// global batch of the plan is split over the replicas and micro-batches, rows padded to the
-// batch's longest source and target. Without a shard: 32-token rows filling the token budget.
+// The trainer's mean micro-batch (profile/micro_batch_shape.h), then the flags' overrides.
 ProfileShape ChooseShape(const config::RunConfig& config, std::string* source) {
-  ProfileShape shape;
-  shape.source_len = shape.target_len = kDefaultLength;
-  shape.batch = std::max<int64_t>(1, config.data().max_tokens_per_batch() / (2 * kDefaultLength));
-  *source = "default lengths (no shard at " + TrainShardPath(config) + ")";
-  StatusOr<ShardReader> shard = ShardReader::Open(TrainShardPath(config));
-  if (shard.ok() && shard->num_examples() > 0) {
-    const std::vector<int32_t> source_lengths = shard->source_lengths();
-    const std::vector<int32_t> target_lengths = shard->target_lengths();
-    StatusOr<std::vector<std::vector<int64_t>>> plan =
-        PlanEpoch(source_lengths, target_lengths, TrainBatcherOptions(config), 0);
-    if (plan.ok() && !plan->empty()) {
-      const int64_t parts = int64_t{std::max(1, config.parallel().micro_batches())} *
-                            std::max(1, config.parallel().data_parallel());
-      double rows = 0, source_len = 0, target_len = 0;
-      for (const std::vector<int64_t>& batch : *plan) {
-        int32_t longest_source = 1, longest_target = 1;
-        for (const int64_t e : batch) {
-          longest_source = std::max(longest_source, source_lengths[e]);
-          longest_target = std::max(longest_target, target_lengths[e]);
-        }
-        rows += static_cast<double>(batch.size()) / static_cast<double>(parts);
-        source_len += longest_source;
-        target_len += longest_target;
-      }
-      const double batches = static_cast<double>(plan->size());
-      shape.batch = std::max<int64_t>(1, std::llround(rows / batches));
-      shape.source_len = std::max<int64_t>(1, std::llround(source_len / batches));
-      shape.target_len = std::max<int64_t>(1, std::llround(target_len / batches));
-      *source = "the mean padded micro-batch of " + std::to_string(plan->size()) +
-                " training batches in " + TrainShardPath(config);
-    }
-  }
+  const MicroBatchShape mean = MeanMicroBatchShape(config);
+  ProfileShape shape = mean.shape;
+  *source = mean.source;
   if (FLAGS_src_len > 0) shape.source_len = FLAGS_src_len;
   if (FLAGS_tgt_len > 0) shape.target_len = FLAGS_tgt_len;
   if (FLAGS_batch > 0) shape.batch = FLAGS_batch;
