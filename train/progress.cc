@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "kernels/cpu/blas_core.h"
 #include "runtime/json.h"
 
 namespace deepnet {
@@ -93,6 +94,10 @@ Status MetricsWriter::WriteProgress(const ProgressRecord& r) {
   json.Set("grad_norm", JsonValue::Double(r.grad_norm));
   json.Set("tokens_per_second", JsonValue::Double(r.tokens_per_second));
   json.Set("elapsed_seconds", JsonValue::Double(r.elapsed_seconds));
+  if (!blas_reported_) {  // which BLAS core the run's numbers came from (kernels/cpu/blas_core.h)
+    json.Set("blas", cpu::BlasReportJson(cpu::CurrentBlasReport()));
+    blas_reported_ = true;
+  }
   return WriteLine(json.Serialize());
 }
 

@@ -70,6 +70,7 @@ class MetricsWriter {
   Status WriteLine(const std::string& line);
   std::string path_;
   std::ofstream out_;
+  bool blas_reported_ = false;  // the first progress line carries the BLAS report
 };
 
 }  // namespace deepnet
