@@ -87,8 +87,8 @@ StatusOr<ConfiguredSchedule> ScheduleOfConfig(const config::ParallelConfig& para
   if (!file.ok()) return file.status().WithContext(where);
   if (file->placement.ranks() != parallel.pipeline_stages() ||
       file->micro_batches != parallel.micro_batches()) {
-    return InvalidArgument(where + ": " + std::to_string(file->placement.ranks()) +
-                           " ranks and " + std::to_string(file->micro_batches) +
+    return InvalidArgument(where + ": " + std::to_string(file->placement.ranks()) + " ranks and " +
+                           std::to_string(file->micro_batches) +
                            " micro-batches; the config has parallel.pipeline_stages " +
                            std::to_string(parallel.pipeline_stages()) +
                            " and parallel.micro_batches " +

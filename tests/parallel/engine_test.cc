@@ -140,8 +140,8 @@ TEST_F(EngineTest, WrongWorldSizeIsExplained) {
 }
 
 TEST_F(EngineTest, ValidationLossEqualsSingleProcess) {
-  for (const ScheduleKind kind : {ScheduleKind::kOneFOneB, ScheduleKind::kInterleaved1F1B,
-                                  ScheduleKind::kZeroBubbleV}) {
+  for (const ScheduleKind kind :
+       {ScheduleKind::kOneFOneB, ScheduleKind::kInterleaved1F1B, ScheduleKind::kZeroBubbleV}) {
     RunShape shape;
     shape.stages = 2;
     shape.micro_batches = 2;
