@@ -12,6 +12,7 @@
 
 #include "parallel/grid.h"
 #include "parallel/pipeline_trainer.h"
+#include "parallel/schedule_file.h"
 #include "runtime/atomic_file.h"
 #include "runtime/inprocess_communicator.h"
 #include "tests/parallel/pipeline_test_util.h"
@@ -127,6 +128,40 @@ TEST_F(EngineTest, GridRankArithmetic) {
   EXPECT_EQ(PositionOfRank(shape, 5), (GridPosition{2, 1}));  // 5 = stage 1 · 3 + replica 2
   shape.rank_order = RankOrder::kDataMajor;
   EXPECT_EQ(PositionOfRank(shape, 5), (GridPosition{1, 1}));  // 5 = replica 1 · 4 + stage 1
+}
+
+// The config's one mapping to a schedule: the built-in kind with its placement, or a schedule file
+// whose ranks and micro-batches must be the config's.
+TEST_F(EngineTest, ScheduleOfConfigTakesTheKindOrAMatchingFile) {
+  RunShape shape;
+  shape.stages = 2;
+  shape.micro_batches = 3;
+  shape.schedule = ScheduleKind::kZeroBubbleV;
+  config::ParallelConfig parallel = MakeConfig(root(), shape).parallel();
+  const StatusOr<ConfiguredSchedule> built = ScheduleOfConfig(parallel, /*optimizer_step=*/true);
+  ASSERT_TRUE(built.ok()) << built.status();
+  EXPECT_EQ(built->placement, ChunkPlacement::V(2));
+
+  const std::string file = root() + "/zb-v-m2.schedule";
+  const ScheduleOptions two{.stages = 2, .micro_batches = 2};
+  ASSERT_TRUE(ReplaceFileAtomically(
+                  file, FormatScheduleFile(*BuildAllSchedules(ScheduleKind::kZeroBubbleV, two),
+                                           ChunkPlacement::V(2)))
+                  .ok());
+  parallel.set_schedule_file(file);
+  const StatusOr<ConfiguredSchedule> mismatched = ScheduleOfConfig(parallel, true);
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_NE(mismatched.status().message().find(
+                "2 ranks and 2 micro-batches; the config has parallel.pipeline_stages 2 and "
+                "parallel.micro_batches 3"),
+            std::string::npos)
+      << mismatched.status();
+  parallel.set_micro_batches(2);
+  const StatusOr<ConfiguredSchedule> flush = ScheduleOfConfig(parallel, /*optimizer_step=*/false);
+  ASSERT_TRUE(flush.ok()) << flush.status();
+  EXPECT_EQ(flush->placement, ChunkPlacement::V(2));
+  EXPECT_EQ(flush->ranks,
+            WithoutOptimizerStep(*BuildAllSchedules(ScheduleKind::kZeroBubbleV, two)));
 }
 
 TEST_F(EngineTest, WrongWorldSizeIsExplained) {
