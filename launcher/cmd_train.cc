@@ -123,6 +123,7 @@ Status RunTrainCommand(const CommandLine& command_line) {
     ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(config));
     return trainer->Run();
   }
+  IgnoreBrokenPipe();  // a peer's closed socket is an error to report, not a silent death
   RETURN_IF_ERROR(MpiCommunicator::Init(nullptr, nullptr));
   const Status trained = TrainPipeline(config);
   // Failures before the trainer existed (joining the world, NCCL, the device) end the job here;

@@ -32,6 +32,8 @@ void InstallStopSignalHandlers() {
   Install(SIGTERM, SA_RESETHAND);
 }
 
+void IgnoreBrokenPipe() { std::signal(SIGPIPE, SIG_IGN); }
+
 bool StopRequested() { return stop_signal.load(std::memory_order_relaxed) != 0; }
 
 int StopSignal() {

@@ -22,6 +22,11 @@ inline constexpr int kExitStoppedForRequeue = 75;
 // SIGTERM terminates the process at once (the default action is restored after the first).
 void InstallStopSignalHandlers();
 
+// SIGPIPE ignored: a write to a socket whose peer is gone (a lost node, MPI's TCP transport)
+// then fails with EPIPE, which MPI turns into an error this rank reports, instead of killing the
+// rank silently. Call once at start-up, before MPI opens connections.
+void IgnoreBrokenPipe();
+
 bool StopRequested();
 // The signal that asked (SIGUSR1, SIGTERM), or 0 when none did (RequestStop).
 int StopSignal();

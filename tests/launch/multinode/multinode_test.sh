@@ -40,8 +40,7 @@ deepnet=$(readlink -f "$1")
 root=$(readlink -f "$2")
 case_name=$3
 here=$root/tests/launch/multinode
-comm_timeout=${MULTINODE_COMM_TIMEOUT:-12}  # above MPI_NODE_TIMEOUT's detection (4-8 s)
-[[ $case_name == stop ]] && comm_timeout=4  # nothing else can notice a stopped rank
+comm_timeout=${MULTINODE_COMM_TIMEOUT:-4}  # the survivors' deadline (their own message)
 limit=$(( comm_timeout + 10 ))              # seconds from the cut until everything is gone
 job_limit=240                               # `timeout` of one job, start-up included
 config=$root/configs/tiny.pbtxt             # of every job
@@ -75,7 +74,7 @@ fi
 
 # How every job reaches the nodes (multinode.sh's settings; Open MPI reads OMPI_MCA_*).
 export OMPI_MCA_plm_rsh_agent=$here/netns_rsh_agent.sh OMPI_MCA_btl=tcp,self
-export MPI_IFACE=$CLUSTER_SUBNET MPI_BIND=none MPI_NODE_TIMEOUT=4
+export MPI_IFACE=$CLUSTER_SUBNET MPI_BIND=none MPI_NODE_TIMEOUT=${MULTINODE_NODE_TIMEOUT:-10}
 export DEEPNET_BIN=$deepnet OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive GLOG_logtostderr=1
 
 # The arguments of every run: tiny model on the prepared data, no validation, metrics per step.
@@ -267,10 +266,11 @@ start_long_job() {
 }
 
 # wait_job_and_nodes: waits for the job, then up to the limit for every node's processes to go.
-# Sets job_rc and job_seconds (from job_start).
+# Sets job_rc, mpirun_seconds and job_seconds (from job_start until every process is gone).
 wait_job_and_nodes() {
   wait "$job_pid"
   job_rc=$?
+  mpirun_seconds=$(awk -v a="$job_start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
   local i
   for (( i = 0; i < 20 * limit; ++i )); do
     [[ -z $(cluster_pids) ]] && break
@@ -289,6 +289,20 @@ names_lost_rank() {  # names_lost_rank OUT K
   grep -m 1 -E "$by_script|$by_mpirun|$by_deepnet" "$1"
 }
 
+# Every surviving rank's own error (cmd_train.cc's "error on world rank R of N (host nodeR)", the
+# status and its lines below) names the lost rank K and its host; prints the survivors that do not.
+survivors_not_naming() {  # survivors_not_naming OUT K RANKS
+  local out=$1 k=$2 ranks=$3 r
+  local lost="(rank $k \\(host node$k\\)|world rank $k, host node$k\\))"
+  for (( r = 0; r < ranks; ++r )); do
+    (( r == k )) && continue
+    awk -v head="deepnet train: error on world rank $r of $ranks \\(host node$r\\)" -v lost="$lost" '
+      $0 ~ head { mine = 1; lines = 0 }
+      mine && lines++ < 6 && $0 ~ lost { found = 1 }
+      END { exit !found }' "$out" || echo -n "$r "
+  done
+}
+
 stop_rank_of_node() {  # SIGSTOP to the deepnet process of node K (its daemon keeps running)
   local pid
   for pid in $(cluster_pids "$1"); do
@@ -297,7 +311,7 @@ stop_rank_of_node() {  # SIGSTOP to the deepnet process of node K (its daemon ke
 }
 
 case_cut() {
-  local how=$1 trials=${MULTINODE_TRIALS:-5} trial k failures=0 times=() line leftover
+  local how=$1 trials=${MULTINODE_TRIALS:-5} trial k failures=0 times=() line leftover silent
   for (( trial = 1; trial <= trials; ++trial )); do
     # A fresh cluster per trial: a link that was down may take a while to carry traffic again.
     up 3 1
@@ -321,12 +335,17 @@ case_cut() {
       problems+=("ended after $job_seconds s (limit $limit s)")
     line=$(names_lost_rank "$dir/out.txt" "$k")
     [[ -z $line ]] && problems+=("no message naming rank $k and node$k")
+    if [[ $how == link ]]; then
+      silent=$(survivors_not_naming "$dir/out.txt" "$k" 3)
+      [[ -n $silent ]] && problems+=("surviving ranks ${silent% } did not name rank $k (host node$k)")
+    fi
     if (( ${#problems[@]} > 0 )); then
       failures=$(( failures + 1 ))
       log "trial $trial ($how node$k): FAIL: $(IFS=';'; echo "${problems[*]}")"
       show_failure "$dir"
     else
-      log "trial $trial ($how node$k): ok: exit $job_rc after $job_seconds s: ${line:0:160}"
+      log "trial $trial ($how node$k): ok: exit $job_rc, mpirun after $mpirun_seconds s, all gone" \
+          "after $job_seconds s: ${line:0:160}"
     fi
     times+=("$job_seconds")
   done
