@@ -2,6 +2,8 @@
 // comes from its gflags definition.
 #include "launcher/commands.h"
 
+#include <initializer_list>
+
 namespace deepnet {
 namespace {
 
@@ -58,71 +60,58 @@ const FlagDoc kWarmup{"warmup", "N", "untimed repetitions first"};
 const FlagDoc kBandwidth{"bandwidth_gbps", "X", "stage-to-stage bandwidth (GB/s) for send costs"};
 const FlagDoc kLatency{"latency_us", "X", "per-message latency (us) for send costs"};
 
+// Flag groups that several commands take together.
+const std::vector<FlagDoc> kRunConfigFlags = {kConfig, kSet, kDataDir};
+const std::vector<FlagDoc> kCheckpointFlags = {kCheckpoint, kTokenizerDir, kDevice};
+const std::vector<FlagDoc> kDecodingFlags = {kBeam,   kMaxLenA,       kMaxLenB,
+                                             kLenpen, kNoRepeatNgram, kDecodeBatch};
+
+// The groups and single flags in order, as one list.
+std::vector<FlagDoc> Flags(std::initializer_list<std::vector<FlagDoc>> parts) {
+  std::vector<FlagDoc> flags;
+  for (const std::vector<FlagDoc>& part : parts) {
+    flags.insert(flags.end(), part.begin(), part.end());
+  }
+  return flags;
+}
+
 const std::vector<Command>& Table() {
   static const std::vector<Command>* const table = new std::vector<Command>{
-      {"prepare",
-       "train the tokenizer and write token shards into data.data_dir",
-       {kConfig, kSet, kDataDir},
-       /*computes=*/false,
-       RunPrepareCommand},
-      {"train",
-       "train on one process, or under mpirun as a pipeline (--resume continues a run)",
-       {kConfig, kSet, kDataDir, kCheckpointDir, kResume, kRestart},
-       /*computes=*/true,
-       RunTrainCommand},
+      {"prepare", "train the tokenizer and write token shards into data.data_dir", kRunConfigFlags,
+       /*computes=*/false, RunPrepareCommand},
+      {"train", "train on one process, or under mpirun as a pipeline (--resume continues a run)",
+       Flags({kRunConfigFlags, {kCheckpointDir, kResume, kRestart}}),
+       /*computes=*/true, RunTrainCommand},
       {"export",
        "write a checkpoint's model as safetensors (PyTorch Linear layout)",
        {kCheckpoint, {"out", "FILE", "the safetensors file to write"}, kDevice},
        /*computes=*/false,
        RunExportCommand},
-      {"config",
-       "print the merged, validated config (the defaults alone without --config)",
-       {kConfig, kSet, kDataDir, kCheckpointDir, kResume, kRestart},
-       /*computes=*/false,
-       RunConfigCommand},
-      {"translate",
-       "translate one sentence per line to stdout, in order",
-       {kCheckpoint,
-        kTokenizerDir,
-        kDevice,
-        {"input", "FILE", "source sentences, one per line (- = stdin)"},
-        kBeam,
-        kMaxLenA,
-        kMaxLenB,
-        kLenpen,
-        kNoRepeatNgram,
-        kDecodeBatch},
-       /*computes=*/true,
-       RunTranslateCommand},
-      {"score",
-       "per-pair cross-entropy as JSON lines, then the token-weighted mean",
-       {kCheckpoint,
-        kTokenizerDir,
-        kDevice,
-        {"input", "FILE", "the pairs to score: a file of tab-separated source and target",
-         /*show_default=*/false},
-        kSourceColumn,
-        kTargetColumn},
-       /*computes=*/true,
-       RunScoreCommand},
+      {"config", "print the merged, validated config (the defaults alone without --config)",
+       Flags({kRunConfigFlags, {kCheckpointDir, kResume, kRestart}}),
+       /*computes=*/false, RunConfigCommand},
+      {"translate", "translate one sentence per line to stdout, in order",
+       Flags({kCheckpointFlags,
+              {{"input", "FILE", "source sentences, one per line (- = stdin)"}},
+              kDecodingFlags}),
+       /*computes=*/true, RunTranslateCommand},
+      {"score", "per-pair cross-entropy as JSON lines, then the token-weighted mean",
+       Flags({kCheckpointFlags,
+              {{"input", "FILE", "the pairs to score: a file of tab-separated source and target",
+                /*show_default=*/false},
+               kSourceColumn,
+               kTargetColumn}}),
+       /*computes=*/true, RunScoreCommand},
       {"eval",
        "validation loss and BLEU (sacreBLEU 13a) of the validation set, sample translations",
-       {kCheckpoint,
-        kTokenizerDir,
-        kDevice,
-        {"valid", "FILE", "the validation TSV (default: data.valid_tsv of the run)"},
-        kSourceColumn,
-        kTargetColumn,
-        {"limit", "N", "use only the first N validation pairs (0 = all)"},
-        {"samples", "K", "print K sample translations spread over the set"},
-        kBeam,
-        kMaxLenA,
-        kMaxLenB,
-        kLenpen,
-        kNoRepeatNgram,
-        kDecodeBatch},
-       /*computes=*/true,
-       RunEvalCommand},
+       Flags({kCheckpointFlags,
+              {{"valid", "FILE", "the validation TSV (default: data.valid_tsv of the run)"},
+               kSourceColumn,
+               kTargetColumn,
+               {"limit", "N", "use only the first N validation pairs (0 = all)"},
+               {"samples", "K", "print K sample translations spread over the set"}},
+              kDecodingFlags}),
+       /*computes=*/true, RunEvalCommand},
       {"schedule",
        "print a pipeline schedule's timeline under unit costs (F = B = W = 1)",
        {{"stages", "P", "pipeline stages (0 = 4)"},
@@ -137,48 +126,47 @@ const std::vector<Command>& Table() {
        RunScheduleCommand},
       {"profile",
        "time each unit kind, split the model into stages, predict the step time per schedule",
-       {kConfig,
-        kSet,
-        kDataDir,
-        {"stages", "P", "pipeline stages (0 = parallel.pipeline_stages)"},
-        {"micro_batches", "M", "micro-batches per step (0 = parallel.micro_batches)"},
-        kChunks,
-        kReps,
-        kWarmup,
-        {"batch", "B", "sentences per micro-batch (0 = the mean of the batcher's)"},
-        {"src_len", "S", "source length (0 = the mean padded length of the batcher's batches)"},
-        {"tgt_len", "T", "target length (0 = the mean padded length of the batcher's batches)"},
-        kBandwidth,
-        kLatency,
-        {"cores", "N",
-         "cores all ranks share, for CPU ranks that oversubscribe one node (e.g. 2 for mpirun -np "
-         "4 on 2 cores); 0 = every rank has its own core or GPU"},
-        {"out", "DIR",
-         "where profile.json, predictions.json and predicted_<schedule>.{json,svg} go (default "
-         "runs/profile)"}},
-       /*computes=*/true,
-       RunProfileCommand},
+       Flags({kRunConfigFlags,
+              {{"stages", "P", "pipeline stages (0 = parallel.pipeline_stages)"},
+               {"micro_batches", "M", "micro-batches per step (0 = parallel.micro_batches)"},
+               kChunks,
+               kReps,
+               kWarmup,
+               {"batch", "B", "sentences per micro-batch (0 = the mean of the batcher's)"},
+               {"src_len", "S",
+                "source length (0 = the mean padded length of the batcher's batches)"},
+               {"tgt_len", "T",
+                "target length (0 = the mean padded length of the batcher's batches)"},
+               kBandwidth,
+               kLatency,
+               {"cores", "N",
+                "cores all ranks share, for CPU ranks that oversubscribe one node (e.g. 2 for "
+                "mpirun -np "
+                "4 on 2 cores); 0 = every rank has its own core or GPU"},
+               {"out", "DIR",
+                "where profile.json, predictions.json and predicted_<schedule>.{json,svg} go "
+                "(default "
+                "runs/profile)"}}}),
+       /*computes=*/true, RunProfileCommand},
       {"plan",
        "choose schedule, micro-batches and pipeline split under a memory limit; print --set",
-       {kConfig,
-        kSet,
-        kDataDir,
-        {"ranks", "P", "pipeline ranks to plan for"},
-        {"memory_per_rank", "BYTES",
-         "memory one rank may use (0 = parallel.stage_memory_limit_mb; 0 there = no limit)"},
-        {"micro_batch_counts", "LIST",
-         "micro-batch counts to try, e.g. 1,2,4,8 (default: powers of two and the configured "
-         "count; the global batch stays data.max_tokens_per_batch x parallel.micro_batches)"},
-        {"schedules", "LIST", "schedules to try, e.g. 1f1b,zb-h1 (default: every one)"},
-        {"top", "N", "choices to print"},
-        kReps,
-        kWarmup,
-        kBandwidth,
-        kLatency,
-        {"cores", "N", "cores all ranks share (0 = every rank has its own core or GPU)"},
-        {"out", "FILE", "also write the chosen --set fragment to FILE"}},
-       /*computes=*/true,
-       RunPlanCommand},
+       Flags(
+           {kRunConfigFlags,
+            {{"ranks", "P", "pipeline ranks to plan for"},
+             {"memory_per_rank", "BYTES",
+              "memory one rank may use (0 = parallel.stage_memory_limit_mb; 0 there = no limit)"},
+             {"micro_batch_counts", "LIST",
+              "micro-batch counts to try, e.g. 1,2,4,8 (default: powers of two and the configured "
+              "count; the global batch stays data.max_tokens_per_batch x parallel.micro_batches)"},
+             {"schedules", "LIST", "schedules to try, e.g. 1f1b,zb-h1 (default: every one)"},
+             {"top", "N", "choices to print"},
+             kReps,
+             kWarmup,
+             kBandwidth,
+             kLatency,
+             {"cores", "N", "cores all ranks share (0 = every rank has its own core or GPU)"},
+             {"out", "FILE", "also write the chosen --set fragment to FILE"}}}),
+       /*computes=*/true, RunPlanCommand},
   };
   return *table;
 }
