@@ -183,6 +183,13 @@ Status RunPlanCommand(const CommandLine& command_line) {
   std::cout << "\nchosen: " << ScheduleKindName(best.kind) << ", " << best.micro_batches
             << " micro-batches, split from " << best.seed << ":\n"
             << FormatPartition(best.plan, best_costs->costs.units);
+  // Busy time is what a rank's CPU time per step should come to (waits sleep): a check of the
+  // costs that holds on a loaded machine, where wall-clock steps measure CPU shares.
+  std::cout << "predicted per step: " << FormatPassTime(best.step_s) << "; busy per rank:";
+  for (const RankTimeline& rank : best.simulation.ranks) {
+    std::cout << " " << FormatPassTime(rank.busy_s);
+  }
+  std::cout << "\n";
 
   const std::string fragment = PlanConfigFragment(best, FLAGS_ranks, tokens_per_step);
   CommandLine check = command_line;
