@@ -4,7 +4,7 @@
 Reads OUT/metrics/<layers>-<NORM>.jsonl (a run that stopped early: <layers>-<NORM>.failed.jsonl),
 the JSON lines `deepnet train` writes (logging.json_metrics): per-step loss and grad_norm, the
 final valid_loss, and update_norm every train.update_norm_every steps. Writes OUT/summary.md
-(the table), OUT/summary.json and OUT/figures/depth_{loss,update_norm,valid_loss}.{png,svg}.
+(the table), OUT/summary.json and OUT/figures/depth_study_{loss,update_norm,valid_loss}.{png,svg}.
 
 Exits 1 when a run of the grid has no metrics, or a finished run logged a value that is not
 finite: the study's outputs are then incomplete. A run that stopped early (diverged) is a result
@@ -128,7 +128,7 @@ def plot(out, depths, norms, runs, summary):
         if axes[0][0].get_legend_handles_labels()[0]:
             axes[0][0].legend()
         figure.suptitle(title, y=1.02)
-        save(figure, figures, f"depth_{field}")
+        save(figure, figures, f"depth_study_{field}")
         plt.close(figure)
 
     per_depth("Training loss per token (label-smoothed)", "steps", "loss", "loss", False)
@@ -151,7 +151,7 @@ def plot(out, depths, norms, runs, summary):
     axis.grid(alpha=0.3)
     if axis.get_legend_handles_labels()[0]:
         axis.legend()
-    save(figure, figures, "depth_valid_loss")
+    save(figure, figures, "depth_study_valid_loss")
     plt.close(figure)
 
 
