@@ -86,7 +86,7 @@ class ProfileCommandTest(unittest.TestCase):
         self.assertIn("device cpu (", self.stdout)
         self.assertIn("micro-batch B=4 S=16 T=12", self.stdout)
         self.assertIn("stages under 1f1b", self.stdout)
-        for schedule in ("gpipe", "1f1b", "interleaved (v=2)", "zb-h1"):
+        for schedule in ("gpipe", "1f1b", "interleaved (v=2)", "zb-h1", "zb-h2", "zb-v"):
             self.assertIn(schedule, self.stdout)
 
     def test_profile_json(self):
@@ -104,7 +104,7 @@ class ProfileCommandTest(unittest.TestCase):
     def test_predictions(self):
         predictions = self.load("predictions.json")
         self.assertEqual([p["schedule"] for p in predictions],
-                         ["gpipe", "1f1b", "interleaved", "zb-h1"])
+                         ["gpipe", "1f1b", "interleaved", "zb-h1", "zb-h2", "zb-v"])
         for p in predictions:
             self.assertNotIn("error", p)
             self.assertGreater(p["step_s"], 0)
