@@ -28,10 +28,10 @@ while (($#)); do
   case $1 in
     --quick) quick=1 ;;
     --fresh) fresh=1 ;;
-    --out) out=$2; shift ;;
-    --depths) depths=$2; shift ;;
-    --steps) steps=$2; shift ;;
-    --jobs) jobs=$2; shift ;;
+    --out) out=${2:?--out needs a directory}; shift ;;
+    --depths) depths=${2:?--depths needs a list such as \"50 18 6\"}; shift ;;
+    --steps) steps=${2:?--steps needs a count}; shift ;;
+    --jobs) jobs=${2:?--jobs needs a count}; shift ;;
     *) echo "depth_study: unknown argument '$1' (see the usage at the top of $0)" >&2; exit 2 ;;
   esac
   shift
@@ -48,9 +48,10 @@ if ((quick)); then
     --set train.update_norm_every=3)
 fi
 out=${out:-runs/depth-study}
-for value in "$steps" "$jobs"; do
+for value in "$steps" "$jobs" $depths; do
   [[ $value =~ ^[1-9][0-9]*$ ]] || { echo "depth_study: '$value' is not a positive count" >&2; exit 2; }
 done
+[[ -n $depths ]] || { echo "depth_study: --depths is empty" >&2; exit 2; }
 
 build_dir=${BUILD_DIR:-build}
 deepnet=${DEEPNET:-$build_dir/launcher/deepnet}
@@ -93,7 +94,6 @@ train_one() {
 
 start=$(date +%s)
 for layers in $depths; do
-  [[ $layers =~ ^[1-9][0-9]*$ ]] || { echo "depth_study: depth '$layers' is not a count" >&2; exit 2; }
   for norm in $norms; do
     while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
     train_one "$layers" "$norm" &
