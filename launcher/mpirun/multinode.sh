@@ -16,9 +16,11 @@
 #   MPI_IFACE            interfaces or a subnet for Open MPI's TCP traffic (eth0, ib0, 10.1.0.0/16)
 #   MPI_BIND             core (default): each rank bound to its cores; none: ranks float
 #   MPI_NODE_TIMEOUT     seconds after which mpirun gives up on a node it cannot reach (default 60;
-#                        TCP keepalive of its daemons). Keep it below parallel.comm_timeout_seconds:
-#                        then a cut node ends the whole job, its own processes included, and this
-#                        script names the ranks it ran; later, the job could hang on the lost node
+#                        TCP keepalive of its daemons). Above 2 x (comm_timeout_seconds + 2),
+#                        deepnet's ranks notice a cut node first and each survivor names the lost
+#                        rank and its host; mpirun then ends once TCP gives up on the node
+#                        (net.ipv4.tcp_retries2 on the nodes, launcher/README.md "Multi-node").
+#                        Below it, Open MPI ends the job and this script names the node's ranks
 #   DRY_RUN=1            print the mpirun command instead of running it
 # SIGUSR1 to this script's mpirun is forwarded to every rank: they save a checkpoint after the
 # current step and exit 75; run again with --resume to continue.
@@ -46,10 +48,10 @@ case ${MPI_BIND:-core} in
   none) command+=(--map-by "ppr:${per_node}:node" --bind-to none) ;;
   *) echo "multinode.sh: MPI_BIND must be core or none, not '$MPI_BIND'" >&2; exit 2 ;;
 esac
-# A node cut off the network is noticed only by TCP keepalive (probes unanswered for about
-# MPI_NODE_TIMEOUT seconds), on mpirun's side and on the node's daemon's: both then end their
-# part of the job. Once a rank has aborted, mpirun's pending messages to that node keep TCP
-# retransmitting (about 15 minutes) instead, hence "below comm_timeout_seconds".
+# Open MPI notices a node cut off the network by TCP keepalive (probes unanswered for about
+# MPI_NODE_TIMEOUT seconds) on idle connections, on mpirun's side and on the node's daemon's. A
+# connection with data in flight (mpirun's order to end the job after a rank's MPI_Abort, the cut
+# daemon's report of it) fails only when the kernel stops retransmitting: net.ipv4.tcp_retries2.
 node_timeout=${MPI_NODE_TIMEOUT:-60}
 if ! [[ $node_timeout =~ ^[0-9]+$ ]] || (( node_timeout < 2 )); then
   echo "multinode.sh: MPI_NODE_TIMEOUT must be whole seconds >= 2, not '$node_timeout'" >&2

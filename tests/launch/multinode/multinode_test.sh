@@ -16,7 +16,10 @@
 #   cut_kill  taking a node's link down / by kill -9 of every process of the node (node 1 and 2
 #             in turn): mpirun exits non-zero and every process of every node is gone within
 #             parallel.comm_timeout_seconds + 10 s of the cut, and a message names the lost rank
-#             and its node; prints the exit times (min/median/max)
+#             and its node; after a link cut, every surviving rank's own error names the lost rank
+#             and its host (deepnet notices first: comm timeout 3 s, MPI_NODE_TIMEOUT 20 s); a
+#             killed node's daemon is seen gone at once and Open MPI ends the job itself. Prints
+#             the exit times (min/median/max)
 #   stop      MULTINODE_TRIALS jobs whose rank on node 1 or 2 is stopped (SIGSTOP; its node stays
 #             up, so only deepnet's own deadline notices): a survivor names the rank and its host
 #             ("rank 1 (world rank 1, host node1)") and ends the job, exit 1, within the limit
@@ -40,7 +43,7 @@ deepnet=$(readlink -f "$1")
 root=$(readlink -f "$2")
 case_name=$3
 here=$root/tests/launch/multinode
-comm_timeout=${MULTINODE_COMM_TIMEOUT:-4}  # the survivors' deadline (their own message)
+comm_timeout=${MULTINODE_COMM_TIMEOUT:-3}  # the survivors' deadline (their own message)
 limit=$(( comm_timeout + 10 ))              # seconds from the cut until everything is gone
 job_limit=240                               # `timeout` of one job, start-up included
 config=$root/configs/tiny.pbtxt             # of every job
@@ -74,7 +77,7 @@ fi
 
 # How every job reaches the nodes (multinode.sh's settings; Open MPI reads OMPI_MCA_*).
 export OMPI_MCA_plm_rsh_agent=$here/netns_rsh_agent.sh OMPI_MCA_btl=tcp,self
-export MPI_IFACE=$CLUSTER_SUBNET MPI_BIND=none MPI_NODE_TIMEOUT=${MULTINODE_NODE_TIMEOUT:-10}
+export MPI_IFACE=$CLUSTER_SUBNET MPI_BIND=none MPI_NODE_TIMEOUT=${MULTINODE_NODE_TIMEOUT:-20}
 export DEEPNET_BIN=$deepnet OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive GLOG_logtostderr=1
 
 # The arguments of every run: tiny model on the prepared data, no validation, metrics per step.

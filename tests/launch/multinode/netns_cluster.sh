@@ -61,9 +61,9 @@ cluster_up() {
       ip -n "$ns" addr add "198.18.0.$(( k + 1 ))/24" dev eth0 &&
       ip -n "$ns" link set eth0 up &&
       ip -n "$ns" link set lo up || return 1
-    # A cut node's connections with data in flight give up after ~1.4 s of retransmissions instead
+    # A cut node's connections with data in flight give up after a few seconds of retransmissions instead
     # of Linux's ~15 minutes (what a cluster sets in sysctl.conf); keepalive covers idle ones.
-    nsenter --net="/run/netns/$ns" sysctl -qw net.ipv4.tcp_retries2=2 || return 1
+    nsenter --net="/run/netns/$ns" sysctl -qw net.ipv4.tcp_retries2=3 || return 1
     echo "198.18.0.$(( k + 1 )) $ns node$k" >> "$CLUSTER_DIR/hosts"
     echo "198.18.0.$(( k + 1 )) slots=$slots" >> "$CLUSTER_DIR/hostfile"
   done
