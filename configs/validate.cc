@@ -14,7 +14,6 @@
 #include "configs/model_rules.h"
 #include "configs/stage_units.h"
 #include "parallel/schedule.h"
-#include "parallel/schedule.h"
 
 namespace deepnet::config {
 namespace {
@@ -164,6 +163,7 @@ void CheckTraining(const RunConfig& config, Checker& check) {
   check.AtLeast("train.accumulation_steps", train.accumulation_steps(), 1);
   check.AtLeast("train.valid_every", train.valid_every(), 0, " (0 = never)");
   check.AtLeast("train.max_consecutive_skips", train.max_consecutive_skips(), 1);
+  check.NonNegative("train.spike_factor", train.spike_factor());
   check.AtLeast("train.update_norm_every", train.update_norm_every(), 0, " (0 = never)");
   if (train.update_norm_every() > 0) {
     // The probe is the first validation batch, and only the single-process trainer runs it.
@@ -179,7 +179,6 @@ void CheckTraining(const RunConfig& config, Checker& check) {
                  "train.update_norm_every: 0");
     }
   }
-  check.NonNegative("train.spike_factor", train.spike_factor());
 
   const OptimizerConfig& optimizer = config.optimizer();
   check.Positive("optimizer.lr", optimizer.lr());

@@ -30,8 +30,8 @@
 #include "train/optimizer.h"
 #include "train/run_loop.h"
 #include "train/run_setup.h"
-
 #include "train/update_norm.h"
+
 namespace deepnet {
 
 class Trainer final : public LoopTrainer {
@@ -56,8 +56,8 @@ class Trainer final : public LoopTrainer {
   int64_t last_saved_step() const override { return last_saved_step_; }
   bool stop_requested() const override;
   Status StopForRequeue() override;
-
   StatusOr<double> UpdateNorm() override;
+
   int64_t step() const override { return step_; }
   Model& model() { return *model_; }
   Optimizer& optimizer() { return *optimizer_; }
@@ -69,8 +69,8 @@ class Trainer final : public LoopTrainer {
   explicit Trainer(const config::RunConfig& config, FileSystem& fs);
   Status BuildModel();
   Status Restore(const std::string& checkpoint_dir);
-  StatusOr<std::vector<MicroBatch>> NextStepMicroBatches();
   Status StartUpdateNorm();
+  StatusOr<std::vector<MicroBatch>> NextStepMicroBatches();
   StepContext Context(bool training) const;
   std::vector<Unit*> Units();
 
@@ -84,7 +84,7 @@ class Trainer final : public LoopTrainer {
   LocalGradNormReducer reducer_;
   int64_t step_ = 0;
   int64_t last_saved_step_ = -1;
-};
   std::optional<UpdateNormProbe> update_norm_;  // train.update_norm_every > 0
+};
 
 }  // namespace deepnet
