@@ -17,6 +17,7 @@
 #include "infer/translator.h"
 #include "kernels/backends.h"
 #include "launcher/command_line.h"
+#include "runtime/json.h"
 #include "text/file_io.h"
 
 DECLARE_string(input);
@@ -108,15 +109,21 @@ Status RunScoreCommand(const CommandLine&) {
   ASSIGN_OR_RETURN(const std::vector<PairScore> scores,
                    ScorePairs(*model.model, pairs, model.special_ids,
                               model.config.data().max_tokens_per_batch()));
+  // JSON lines (runtime/json is the one writer): a perplexity that overflows is null, not inf.
   for (size_t i = 0; i < lines.size(); ++i) {
     const double nll = scores[i].mean_nll();
-    std::printf("{\"line\": %lld, \"tokens\": %lld, \"nll\": %.6f, \"ppl\": %.6g}\n",
-                static_cast<long long>(lines[i].line), static_cast<long long>(scores[i].tokens),
-                nll, std::exp(nll));
+    JsonValue json = JsonValue::Object();
+    json.Set("line", JsonValue::Int(lines[i].line));
+    json.Set("tokens", JsonValue::Int(scores[i].tokens));
+    json.Set("nll", JsonValue::Fixed(nll, 6));
+    json.Set("ppl", JsonValue::Double(std::exp(nll), 6));
+    std::printf("%s\n", json.Serialize().c_str());
   }
   const PairScore total = SumScores(scores);
-  std::printf("{\"mean_nll\": %.6f, \"tokens\": %lld}\n", total.mean_nll(),
-              static_cast<long long>(total.tokens));
+  JsonValue summary = JsonValue::Object();
+  summary.Set("mean_nll", JsonValue::Fixed(total.mean_nll(), 6));
+  summary.Set("tokens", JsonValue::Int(total.tokens));
+  std::printf("%s\n", summary.Serialize().c_str());
   std::fflush(stdout);
   LOG(INFO) << "scored " << lines.size() << " pairs of " << FLAGS_input << " with "
             << model.checkpoint_dir << " on " << DescribeDevice(*device);

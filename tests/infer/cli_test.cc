@@ -86,8 +86,8 @@ struct ScoreLine {
 // Parses score's output; the summary goes into *mean_nll and *tokens.
 std::vector<ScoreLine> ParseScores(const std::string& out, double* mean_nll, int64_t* tokens) {
   const std::regex pair(
-      R"(\{"line": (\d+), "tokens": (\d+), "nll": ([0-9.]+), "ppl": ([0-9.e+]+)\})");
-  const std::regex summary(R"(\{"mean_nll": ([0-9.]+), "tokens": (\d+)\})");
+      R"(\{"line": ?(\d+), ?"tokens": ?(\d+), ?"nll": ?([0-9.]+), ?"ppl": ?([0-9.e+]+)\})");
+  const std::regex summary(R"(\{"mean_nll": ?([0-9.]+), ?"tokens": ?(\d+)\})");
   std::vector<ScoreLine> scores;
   const std::vector<std::string> lines = Lines(out);
   for (size_t i = 0; i < lines.size(); ++i) {
