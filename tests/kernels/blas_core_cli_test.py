@@ -5,12 +5,16 @@ Usage: blas_core_cli_test.py <deepnet binary> <repository root>
 Runs a tiny profile with OPENBLAS_CORETYPE unset (deepnet's own choice), with the test hook that
 makes the library's detection look like the generic Prescott core (deepnet must correct it), and
 with OPENBLAS_CORETYPE=Prescott set by hand (the user wins; a CPU with AVX2 gets a warning). Checks
-the line on stderr, the same report in profile.json and on profile's stdout.
+the line on stderr, the same report in profile.json and on profile's stdout; and that a training
+run records the report in its metrics file (first progress record) and in each rank's trace.
 """
 
+import glob
 import json
+import lzma
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,6 +94,71 @@ class BlasStartupLineTest(unittest.TestCase):
             capture_output=True, text=True, timeout=60)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertNotIn("BLAS: ", result.stderr + result.stdout)
+
+
+class BlasReportInRunRecordsTest(unittest.TestCase):
+    """The metrics file and the traces say which core the run's numbers came from."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        d = cls.tmp.name
+        for name, count in (("train.tsv", 200), ("valid.tsv", 8)):
+            with lzma.open(os.path.join(ROOT, "data", name + ".xz"), "rt") as src, \
+                    open(os.path.join(d, name), "w") as dst:
+                dst.writelines(line for _, line in zip(range(count), src))
+        cls.config = os.path.join(ROOT, "configs/tiny.pbtxt")
+        cls.sets = ["--set", f'data {{ train_tsv: "{d}/train.tsv" valid_tsv: "{d}/valid.tsv" '
+                    f'data_dir: "{d}/data" spm_vocab_size: 200 }}', "--set", "model.vocab_size=200",
+                    "--set", "train.max_steps=2", "--set", "logging.log_every=1", "--set",
+                    "checkpoint.every_steps=0"]
+        cls.env = dict(os.environ, GLOG_logtostderr="1", OMP_NUM_THREADS="1",
+                       OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                       OMPI_MCA_rmaps_base_oversubscribe="1")
+        subprocess.run([DEEPNET, "prepare", "--config", cls.config] + cls.sets, env=cls.env,
+                       check=True, capture_output=True, timeout=100)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def train(self, launcher, name, extra_sets):
+        d = os.path.join(self.tmp.name, name)
+        result = subprocess.run(
+            launcher + [DEEPNET, "train", "--config", self.config, "--checkpoint_dir",
+                        os.path.join(d, "ck")] + self.sets + extra_sets,
+            env=self.env, capture_output=True, text=True, timeout=100)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        cores = set(re.findall(r"BLAS: OpenBLAS [0-9.]+, core (\w+)", result.stderr))
+        self.assertEqual(len(cores), 1, result.stderr)
+        return d, cores.pop()
+
+    def test_metrics_file_records_the_core(self):
+        metrics = os.path.join(self.tmp.name, "one", "metrics.jsonl")
+        d, core = self.train([], "one", ["--set", f'logging.json_metrics="{metrics}"'])
+        with open(metrics) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        progress = [r for r in records if "loss" in r]
+        self.assertGreaterEqual(len(progress), 2)
+        self.assertEqual(progress[0]["blas"]["core"], core)  # the first progress record only
+        self.assertNotIn("blas", progress[1])
+
+    @unittest.skipIf(shutil.which("mpirun") is None, "mpirun not installed")
+    def test_every_rank_trace_is_labelled(self):
+        traces = os.path.join(self.tmp.name, "traces")
+        _, core = self.train(["mpirun", "-np", "2", "--bind-to", "none"], "two",
+                             ["--set", "parallel.pipeline_stages=2", "--set",
+                              f'logging.trace_dir="{traces}"'])
+        files = sorted(glob.glob(os.path.join(traces, "rank-*.json")))
+        self.assertEqual(len(files), 2)
+        for path in files:
+            with open(path) as f:
+                trace = json.load(f)
+            events = trace["traceEvents"] if isinstance(trace, dict) else trace
+            labels = [e["args"]["labels"] for e in events if e.get("name") == "process_labels"]
+            self.assertEqual(len(labels), 1, path)
+            self.assertIn(f"BLAS: OpenBLAS", labels[0])
+            self.assertIn(f", core {core} (", labels[0])
 
 
 if __name__ == "__main__":
