@@ -11,7 +11,6 @@ run records the report in its metrics file (first progress record) and in each r
 
 import glob
 import json
-import lzma
 import os
 import re
 import shutil
@@ -19,6 +18,9 @@ import subprocess
 import sys
 import tempfile
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from corpus_slice import write_corpus_slice  # noqa: E402
 
 DEEPNET = None
 ROOT = None
@@ -103,15 +105,10 @@ class BlasReportInRunRecordsTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         d = cls.tmp.name
-        for name, count in (("train.tsv", 200), ("valid.tsv", 8)):
-            with lzma.open(os.path.join(ROOT, "data", name + ".xz"), "rt") as src, \
-                    open(os.path.join(d, name), "w") as dst:
-                dst.writelines(line for _, line in zip(range(count), src))
         cls.config = os.path.join(ROOT, "configs/tiny.pbtxt")
-        cls.sets = ["--set", f'data {{ train_tsv: "{d}/train.tsv" valid_tsv: "{d}/valid.tsv" '
-                    f'data_dir: "{d}/data" spm_vocab_size: 200 }}', "--set", "model.vocab_size=200",
-                    "--set", "train.max_steps=2", "--set", "logging.log_every=1", "--set",
-                    "checkpoint.every_steps=0"]
+        cls.sets = write_corpus_slice(ROOT, d, train_lines=200, valid_lines=8) + [
+            "--set", "train.max_steps=2", "--set", "logging.log_every=1", "--set",
+            "checkpoint.every_steps=0"]
         cls.env = dict(os.environ, GLOG_logtostderr="1", OMP_NUM_THREADS="1",
                        OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                        OMPI_MCA_rmaps_base_oversubscribe="1")

@@ -7,7 +7,6 @@ fragment, that a 2-rank `deepnet train` with it runs the planner's split (when m
 and the errors: a memory limit nothing fits (by how much), a bad parallel.stage_units, no --ranks.
 """
 
-import lzma
 import os
 import re
 import shutil
@@ -15,6 +14,9 @@ import subprocess
 import sys
 import tempfile
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from corpus_slice import write_corpus_slice  # noqa: E402
 
 DEEPNET = None
 ROOT = None
@@ -33,14 +35,8 @@ class PlanCommandTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         d = cls.tmp.name
-        for name, count in (("train.tsv", 300), ("valid.tsv", 12)):
-            with lzma.open(os.path.join(ROOT, "data", name + ".xz"), "rt") as src, \
-                    open(os.path.join(d, name), "w") as dst:
-                dst.writelines(line for _, line in zip(range(count), src))
         cls.config = os.path.join(ROOT, "configs/tiny.pbtxt")
-        data = (f'data {{ train_tsv: "{d}/train.tsv" valid_tsv: "{d}/valid.tsv" '
-                f'data_dir: "{d}/data" spm_vocab_size: 200 }}')
-        cls.sets = ["--set", data, "--set", "model.vocab_size=200"]
+        cls.sets = write_corpus_slice(ROOT, d, train_lines=300, valid_lines=12)
         run([DEEPNET, "prepare", "--config", cls.config] + cls.sets)
         cls.fragment_path = os.path.join(d, "plan.pbtxt")
         cls.result = run([DEEPNET, "plan", "--config", cls.config, "--ranks", "2", "--reps", "2",
