@@ -12,6 +12,9 @@ Exits 1 when a run of the grid has no metrics, or a finished run logged a value 
 finite or has no evaluation: the study's outputs are then incomplete. A run that stopped early
 (diverged) is a result and is reported, unless --require-complete.
 
+With --compare OUT OTHER: whether every run in both has the same per-step loss, learning rate,
+gradient norm, update norm and validation loss (bit for bit: the study's determinism check).
+
 With --sweep OUT NAME...: one table of the settings OUT/NAME (each a depth_study.sh output folder)
 × norm, OUT/summary.md, and their loss curves, OUT/figures/depth_study_sweep_loss.{png,svg}.
 """
@@ -274,7 +277,30 @@ def sweep(out, names):
     return 0
 
 
+def compare(out, other):
+    """Exit status 0 when every run of `out` logged the same numbers as the same run in `other`."""
+    keys = ("step", "loss", "lr", "grad_norm", "update_norm", "valid_loss")  # not the timings
+    different = 0
+    for path in sorted((out / "metrics").glob("*.jsonl")):
+        twin = other / "metrics" / path.name
+        if not twin.exists():
+            print(f"{path.name}: not in {other}")
+            continue
+        numbers = [[{k: r[k] for k in keys if k in r} for part in read_run(p).values()
+                    for r in part] for p in (path, twin)]
+        same = numbers[0] == numbers[1]
+        different += not same
+        print(f"{path.name}: {len(numbers[0])} records, "
+              f"{'identical' if same else 'DIFFERENT'} to {twin}")
+    return 1 if different else 0
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--compare":
+        parser = argparse.ArgumentParser(description="the determinism check of two studies")
+        parser.add_argument("--compare", nargs=2, type=pathlib.Path, required=True,
+                            metavar=("OUT", "OTHER"))
+        return compare(*parser.parse_args().compare)
     if len(sys.argv) > 1 and sys.argv[1] == "--sweep":
         parser = argparse.ArgumentParser(description="the table and figure of a depth sweep")
         parser.add_argument("--sweep", type=pathlib.Path, required=True, metavar="OUT")
