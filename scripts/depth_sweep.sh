@@ -20,7 +20,8 @@ sweep=(
   "lr1e-2-warmup10|18|100|optimizer.lr=1e-2 lr_schedule.warmup_steps=10"
   "lr3e-3-warmup50|18|100|optimizer.lr=3e-3"
   "lr1e-3-warmup1-50L|50|100|lr_schedule.warmup_steps=1"
-  "lr1e-3-warmup1|18|100|lr_schedule.warmup_steps=1"
+  "constant-lr1e-3-50L|50|100|lr_schedule.type=CONSTANT lr_schedule.warmup_steps=0"
+  "constant-lr1e-3|18|100|lr_schedule.type=CONSTANT lr_schedule.warmup_steps=0"
 )
 
 out=runs/depth-sweep
