@@ -243,7 +243,8 @@ void CheckSchedule(const RunConfig& config, Checker& check) {
     // ignores the schedule.
     const ChunkPlacement placement = info.placement({.stages = parallel.pipeline_stages(),
                                                      .micro_batches = parallel.micro_batches(),
-                                                     .virtual_chunks = parallel.virtual_chunks()});
+                                                     .virtual_chunks = parallel.virtual_chunks(),
+                                                     .pass_costs = {}});
     if (placement.num_chunks() > layers) {
       check.Fail({"parallel.pipeline_stages", "parallel.virtual_chunks"},
                  std::to_string(placement.num_chunks()) + " pipeline pieces (model chunks of " +

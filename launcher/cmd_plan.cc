@@ -16,6 +16,7 @@
 #include "configs/stage_units.h"
 #include "kernels/backends.h"
 #include "launcher/command_line.h"
+#include "parallel/pipeline_trainer.h"
 #include "profile/micro_batch_shape.h"
 #include "profile/planner.h"
 #include "profile/prediction.h"
@@ -101,6 +102,7 @@ Status RunPlanCommand(const CommandLine& command_line) {
   planner.ranks = FLAGS_ranks;
   planner.memory_limit_bytes = limit;
   planner.cores = FLAGS_cores;
+  planner.pass_costs = PassCostsOf(config.parallel());
   if (!FLAGS_schedules.empty()) {
     ASSIGN_OR_RETURN(planner.schedules, ParseSchedules(FLAGS_schedules));
   }

@@ -72,6 +72,7 @@ PredictionOptions PredictionOptionsOf(const config::RunConfig& config, const Pro
   const double bytes = static_cast<double>(BoundaryMessageBytes(config.model(), shape));
   options.send_s = FLAGS_latency_us * 1e-6 + bytes / (FLAGS_bandwidth_gbps * 1e9);
   options.cores = FLAGS_cores;
+  options.pass_costs = PassCostsOf(parallel);
   return options;
 }
 

@@ -1,11 +1,12 @@
-// `deepnet schedule --stages p --micro-batches m --schedule kind [--chunks v] | --from FILE,
-// [--trace FILE] [--svg FILE] [--save FILE]`: the schedule (built in, or read from a schedule
-// file, parallel/schedule_file.h), validated, and its timeline under unit costs (F = B = W = 1)
-// as text; optionally as a Chrome trace (one time unit = 1 ms), an SVG picture, and saved as a
-// schedule file.
+// `deepnet schedule --stages p --micro-batches m --schedule kind [--chunks v] [--costs F,B,W] |
+// --from FILE, [--trace FILE] [--svg FILE] [--save FILE]`: the schedule (built in, or read from a
+// schedule file, parallel/schedule_file.h), validated, and its timeline under the pass costs
+// (default F = B = W = 1; ZB-H2 and ZB-V are built for them) as text; optionally as a Chrome
+// trace (one time unit = 1 ms), an SVG picture, and saved as a schedule file.
 #include <filesystem>
 #include <iostream>
 
+#include "configs/stage_units.h"
 #include "launcher/command_line.h"
 #include "parallel/schedule.h"
 #include "parallel/schedule_file.h"
@@ -23,6 +24,7 @@ DEFINE_string(trace, "", kHelpInCommandTable);
 DEFINE_string(svg, "", kHelpInCommandTable);
 DEFINE_string(from, "", kHelpInCommandTable);
 DEFINE_string(save, "", kHelpInCommandTable);
+DEFINE_string(costs, "1,1,1", kHelpInCommandTable);
 
 namespace deepnet {
 namespace {
@@ -35,6 +37,16 @@ Status WriteOutput(const std::string& path, std::string_view contents) {
   return OkStatus();
 }
 
+// --costs "F,B,W": whole time units per pass.
+StatusOr<PassCosts> CostsOfFlag() {
+  StatusOr<std::vector<int>> costs = ParseStageUnits(FLAGS_costs);  // positive integers, commas
+  if (!costs.ok() || costs->size() != 3) {
+    return InvalidArgument("--costs \"" + FLAGS_costs +
+                           "\": expected F,B,W in whole time units, e.g. 1,2,1");
+  }
+  return PassCosts{.forward = (*costs)[0], .backward_input = (*costs)[1], .weight = (*costs)[2]};
+}
+
 // The schedule of --from, or the built-in one of --schedule: title, every rank's actions, where
 // the chunks live.
 struct ShownSchedule {
@@ -44,7 +56,7 @@ struct ShownSchedule {
   int micro_batches = 0;
 };
 
-StatusOr<ShownSchedule> ScheduleToShow() {
+StatusOr<ShownSchedule> ScheduleToShow(const PassCosts& costs) {
   if (!FLAGS_from.empty()) {
     ASSIGN_OR_RETURN(FileSchedule file, ReadScheduleFile(FLAGS_from));
     const int p = file.placement.ranks();
@@ -58,6 +70,7 @@ StatusOr<ShownSchedule> ScheduleToShow() {
   ScheduleOptions options;
   options.stages = FLAGS_stages > 0 ? FLAGS_stages : 4;
   options.micro_batches = FLAGS_micro_batches > 0 ? FLAGS_micro_batches : 8;
+  options.pass_costs = costs;
   if (InfoOf(kind).takes_virtual_chunks) {
     options.virtual_chunks = FLAGS_chunks > 0 ? FLAGS_chunks : 2;
   } else if (FLAGS_chunks > 1) {
@@ -78,10 +91,16 @@ StatusOr<ShownSchedule> ScheduleToShow() {
 }  // namespace
 
 Status RunScheduleCommand(const CommandLine&) {
-  ASSIGN_OR_RETURN(const ShownSchedule shown, ScheduleToShow());
+  ASSIGN_OR_RETURN(const PassCosts costs, CostsOfFlag());
+  const SimulationCosts simulation_costs = SimulationCostsOf(costs);
+  const std::string costs_title = "F = " + std::to_string(costs.forward) +
+                                  ", B = " + std::to_string(costs.backward_input) +
+                                  ", W = " + std::to_string(costs.weight);
+  ASSIGN_OR_RETURN(ShownSchedule shown, ScheduleToShow(costs));
+  shown.title += " (" + costs_title + ")";
   ASSIGN_OR_RETURN(const std::string plan,
                    RenderGivenPlan(shown.title, shown.ranks, shown.placement, shown.micro_batches,
-                                   /*optimizer_step=*/true));
+                                   /*optimizer_step=*/true, simulation_costs));
   std::cout << plan;
   if (!FLAGS_save.empty()) {
     RETURN_IF_ERROR(WriteOutput(FLAGS_save, FormatScheduleFile(shown.ranks, shown.placement)));
@@ -89,7 +108,7 @@ Status RunScheduleCommand(const CommandLine&) {
   if (FLAGS_trace.empty() && FLAGS_svg.empty()) return OkStatus();
 
   ASSIGN_OR_RETURN(const Simulation simulation,
-                   Simulate(shown.ranks, SimulationCosts{}, shown.placement));
+                   Simulate(shown.ranks, simulation_costs, shown.placement));
   if (!FLAGS_trace.empty()) {
     SimulationTraceOptions trace_options;
     trace_options.us_per_second = 1e3;  // one time unit shows as 1 ms
@@ -97,7 +116,7 @@ Status RunScheduleCommand(const CommandLine&) {
   }
   if (!FLAGS_svg.empty()) {
     SvgTimelineOptions svg_options;
-    svg_options.title = shown.title + " (F = B = W = 1)";
+    svg_options.title = shown.title;
     svg_options.unit_costs = true;
     RETURN_IF_ERROR(WriteOutput(FLAGS_svg, RenderTimelineSvg(simulation, svg_options)));
   }

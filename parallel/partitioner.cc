@@ -254,7 +254,8 @@ StatusOr<PartitionPlan> PartitionUnits(const std::vector<UnitCost>& units,
                                        const PartitionOptions& options) {
   ScheduleOptions schedule{.stages = options.stages,
                            .micro_batches = options.micro_batches,
-                           .virtual_chunks = options.virtual_chunks};
+                           .virtual_chunks = options.virtual_chunks,
+                           .pass_costs = options.pass_costs};
   ASSIGN_OR_RETURN(const std::vector<int> held,
                    PeakActivationsPerChunk(options.schedule, schedule));
   ASSIGN_OR_RETURN(const ChunkPlacement placement, PlacementOf(options.schedule, schedule));

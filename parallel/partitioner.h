@@ -59,6 +59,7 @@ struct PartitionOptions {
   int virtual_chunks = 1;
   int micro_batches = 1;
   ScheduleKind schedule = ScheduleKind::kOneFOneB;
+  PassCosts pass_costs;  // what the schedule is built with (ZB-H2/ZB-V orders depend on it)
   // Per rank; 0 = no limit. With v > 1 chunks per rank each chunk gets an equal share (limit / v),
   // a sufficient condition that keeps the split exact per chunk.
   int64_t memory_limit_bytes = 0;

@@ -56,6 +56,9 @@ StatusOr<ScheduleKind> ScheduleKindOf(const config::ParallelConfig& parallel);
 // parallel.pipeline_stages, micro_batches and virtual_chunks as ScheduleOptions: with
 // ScheduleKindOf the one mapping from a config to its schedule (trainer, profiler, planner).
 ScheduleOptions ScheduleOptionsOf(const config::ParallelConfig& parallel);
+// The pass costs the schedule is built with (schedule.h): F = B = W = 1, except that FULL
+// recompute re-runs the forward inside each B pass, which then costs F + B = 2.
+PassCosts PassCostsOf(const config::ParallelConfig& parallel);
 // Every rank's actions of one flush (with the optimizer step or without, for a gradient-
 // accumulation flush) and where the chunks live: parallel.schedule_file when set (its ranks and
 // micro-batches must match the config), else the built-in parallel.schedule.

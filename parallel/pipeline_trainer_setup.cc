@@ -68,7 +68,16 @@ ScheduleOptions ScheduleOptionsOf(const config::ParallelConfig& parallel) {
   options.stages = parallel.pipeline_stages();
   options.micro_batches = parallel.micro_batches();
   options.virtual_chunks = std::max(1, parallel.virtual_chunks());
+  options.pass_costs = PassCostsOf(parallel);
   return options;
+}
+
+PassCosts PassCostsOf(const config::ParallelConfig& parallel) {
+  PassCosts costs;
+  if (parallel.recompute() == config::ParallelConfig::FULL) {
+    costs.backward_input += costs.forward;
+  }
+  return costs;
 }
 
 StatusOr<ConfiguredSchedule> ScheduleOfConfig(const config::ParallelConfig& parallel,
@@ -121,6 +130,7 @@ StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config) {
   options.virtual_chunks = std::max(1, parallel.virtual_chunks());
   options.micro_batches = parallel.micro_batches();
   options.schedule = kind;
+  options.pass_costs = PassCostsOf(parallel);
   options.memory_limit_bytes = parallel.stage_memory_limit_mb() * (int64_t{1} << 20);
   if (!parallel.stage_units().empty()) {
     ASSIGN_OR_RETURN(options.segment_units, ParseStageUnits(parallel.stage_units()));

@@ -143,6 +143,16 @@ Status CheckScheduleOptions(ScheduleKind kind, const ScheduleOptions& options) {
                            std::to_string(p) + ")");
   }
   if (v < 1) return InvalidArgument("virtual chunks must be >= 1, got " + std::to_string(v));
+  const PassCosts& c = options.pass_costs;
+  constexpr int kMaxPassCost = 64;  // keeps the list scheduler's timeline short
+  for (const int cost : {c.forward, c.backward_input, c.weight}) {
+    if (cost < 1 || cost > kMaxPassCost) {
+      return InvalidArgument("pass costs must be whole units in [1, " +
+                             std::to_string(kMaxPassCost) + "], got F " +
+                             std::to_string(c.forward) + ", B " +
+                             std::to_string(c.backward_input) + ", W " + std::to_string(c.weight));
+    }
+  }
   if (v > 1 && !info.takes_virtual_chunks) {
     return InvalidArgument(std::to_string(v) +
                            " chunks per rank need the interleaved schedule, not " +

@@ -65,11 +65,26 @@ enum class ScheduleKind {
   kZeroBubbleV,
 };
 
+// How long each pass of one model chunk and micro-batch takes, in whole time units, relative to
+// each other. Schedules that place passes by time (ZB-H2 and ZB-V by list scheduling, every
+// B/W-split schedule's transfer posting) build their order in this timeline; the fixed patterns
+// (GPipe, 1F1B, interleaved, ZB-H1) do not depend on it. A fused backward takes
+// backward_input + weight. All ranks must use the same costs (trainer set-up derives them from
+// the config: PassCostsOf in pipeline_trainer.h).
+struct PassCosts {
+  int forward = 1;
+  int backward_input = 1;  // B
+  int weight = 1;          // W
+
+  friend bool operator==(const PassCosts&, const PassCosts&) = default;
+};
+
 struct ScheduleOptions {
   int stages = 1;          // p
   int micro_batches = 1;   // m
   int rank = 0;            // r, ignored by BuildAllSchedules
   int virtual_chunks = 1;  // v: > 1 only with kInterleaved1F1B
+  PassCosts pass_costs;    // F = B = W = 1 unless set
   // False for a gradient-accumulation flush that is not the last of the step: the schedule then
   // ends after the last backward, without ReduceGradients / OptimizerStep.
   bool optimizer_step = true;

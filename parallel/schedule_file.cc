@@ -223,7 +223,8 @@ StatusOr<FileSchedule> Parser::Build() {
     for (int r = 0; r < ranks_; ++r) {
       for (const Action& action : schedule.ranks[r]) steps[r].push_back({action});
     }
-    const ScheduleOptions options{.stages = ranks_, .micro_batches = micro_batches_};
+    const ScheduleOptions options{
+        .stages = ranks_, .micro_batches = micro_batches_, .pass_costs = {}};
     StatusOr<std::vector<std::vector<Action>>> posted =
         schedules::PostAtProducerTime(steps, options, placement);
     if (!posted.ok()) return posted.status().WithContext(std::string(name_));

@@ -11,6 +11,14 @@
 #include <tuple>
 
 namespace deepnet {
+
+SimulationCosts SimulationCostsOf(const PassCosts& costs) {
+  SimulationCosts simulation;
+  simulation.forward_s = {static_cast<double>(costs.forward)};
+  simulation.backward_input_s = {static_cast<double>(costs.backward_input)};
+  simulation.backward_weight_s = {static_cast<double>(costs.weight)};
+  return simulation;
+}
 namespace {
 
 // (is gradient, micro-batch, edge k between model chunks k and k+1, source rank, dest rank).

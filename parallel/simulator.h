@@ -39,6 +39,10 @@ struct SimulationCosts {
   int cores = 0;
 };
 
+// The costs of the timeline a schedule was built in (ScheduleOptions::pass_costs), one time
+// unit = one second.
+SimulationCosts SimulationCostsOf(const PassCosts& costs);
+
 struct TimedAction {
   Action action;
   double start_s = 0.0;  // compute: start; communication: when posted

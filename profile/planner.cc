@@ -66,6 +66,7 @@ class SplitEvaluator {
     partition.virtual_chunks = v_;
     partition.micro_batches = costs_.micro_batches;
     partition.schedule = kind_;
+    partition.pass_costs = options_.pass_costs;
     partition.segment_units = segment_units;  // no limit here: the planner compares rank totals
     StatusOr<PartitionPlan> plan = PartitionUnits(costs_.costs.units, partition);
     if (!plan.ok()) return std::nullopt;
@@ -148,6 +149,7 @@ std::vector<std::pair<std::string, std::vector<int>>> SeedSplits(const PlanCosts
   partition.virtual_chunks = v;
   partition.micro_batches = costs.micro_batches;
   partition.schedule = kind;
+  partition.pass_costs = options.pass_costs;
   const std::vector<UnitCost>& units = costs.costs.units;
   StatusOr<PartitionPlan> min_max = PartitionUnits(units, partition);
   if (!min_max.ok()) return seeds;
@@ -243,7 +245,10 @@ StatusOr<PlanSearch> SearchPlans(const std::vector<PlanCosts>& candidates,
         const std::string counter =
             "[" + std::to_string(search.combinations) + "/" + std::to_string(total) + "] ";
         ScheduleOptions schedule{
-            .stages = options.ranks, .micro_batches = costs.micro_batches, .virtual_chunks = v};
+            .stages = options.ranks,
+            .micro_batches = costs.micro_batches,
+            .virtual_chunks = v,
+            .pass_costs = options.pass_costs};
         StatusOr<std::vector<std::vector<Action>>> actions = BuildAllSchedules(kind, schedule);
         StatusOr<ChunkPlacement> placement = PlacementOf(kind, schedule);
         if (!actions.ok() || !placement.ok()) {

@@ -44,6 +44,7 @@ struct PlannerOptions {
   std::vector<ScheduleKind> schedules;          // in preference order; empty = AllScheduleKinds()
   std::vector<int> virtual_chunks = {2, 3, 4};  // v tried for schedules that take chunks
   int cores = 0;               // shared compute slots (prediction.h); 0 = one per rank
+  PassCosts pass_costs;        // the schedules are built with these (PassCostsOf of the config)
   int max_refine_rounds = 64;  // boundary moves per seed at most
   // Called after each (schedule, m, v): a line such as "[3/24] zb-h1 m=4: 3.01 s (41 splits)".
   std::function<void(const std::string&)> progress;

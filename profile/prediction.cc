@@ -53,6 +53,7 @@ SchedulePrediction PredictSchedule(const ProfiledCosts& costs, ScheduleKind kind
   schedule.stages = options.stages;
   schedule.micro_batches = options.micro_batches;
   schedule.virtual_chunks = prediction.virtual_chunks;
+  schedule.pass_costs = options.pass_costs;
   prediction.status = CheckScheduleOptions(kind, schedule);
   if (!prediction.status.ok()) return prediction;
 
@@ -61,6 +62,7 @@ SchedulePrediction PredictSchedule(const ProfiledCosts& costs, ScheduleKind kind
   partition.virtual_chunks = prediction.virtual_chunks;
   partition.micro_batches = options.micro_batches;
   partition.schedule = kind;
+  partition.pass_costs = options.pass_costs;
   partition.memory_limit_bytes = options.memory_limit_bytes;
   StatusOr<PartitionPlan> plan = PartitionUnits(costs.units, partition);
   if (!plan.ok()) {

@@ -25,6 +25,7 @@ struct PredictionOptions {
   int64_t memory_limit_bytes = 0;  // per rank; 0 = no limit
   double send_s = 0.0;             // one activation or gradient message between stages
   int cores = 0;  // compute slots all ranks share (CPU ranks on one node); 0 = one per rank
+  PassCosts pass_costs;  // the schedules are built with these (PassCostsOf of the run's config)
 };
 
 struct SchedulePrediction {

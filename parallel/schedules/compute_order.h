@@ -33,8 +33,8 @@ std::vector<std::vector<Step>> ZeroBubbleVSteps(const ScheduleOptions& options,
 std::vector<std::vector<Step>> EveryRank(std::vector<Step> (*steps)(const ScheduleOptions&),
                                          const ScheduleOptions& options);
 
-// Greedy list scheduling in the unit-cost timeline (F = B = W = 1, transfers free), for B/W-split
-// schedules: at each time a free rank runs, in this order of preference, a ready B pass, a ready
+// Greedy list scheduling in the pass-cost timeline (options.pass_costs, transfers free), for
+// B/W-split schedules: at each time a free rank runs, in this order of preference, a ready B pass, a ready
 // forward if it then holds at most `max_held[r]` micro-batch·chunks (counted until W), a pending
 // W pass; among ready passes the deepest model chunk first, then the oldest micro-batch. A new
 // micro-batch enters a rank's first chunk only if its later chunks will still fit, so the cap
@@ -49,10 +49,10 @@ std::vector<std::vector<Action>> PostBetweenSteps(const std::vector<std::vector<
                                                   const ScheduleOptions& options,
                                                   const ChunkPlacement& placement);
 
-// Posting by time, for every rank at once: in the skeletons' unit-cost timeline (F = B = W = 1,
-// fused backward 2, transfers free), each transfer is posted by both ranks at the moment its
+// Posting by time, for every rank at once: in the skeletons' pass-cost timeline
+// (options.pass_costs; a fused backward costs B + W; transfers free), each transfer is posted by both ranks at the moment its
 // producer finishes, all transfers of a rank at one moment forming one group. Every group then
-// finds its peers ready, so with unit costs nothing waits beyond the data dependencies; with
+// finds its peers ready, so when passes take their costs nothing waits beyond the data dependencies; with
 // blocking sends, posting between steps would stall zero-bubble schedules, whose W passes shift
 // neighbours out of step. Returns every rank's actions (no ReduceGradients / OptimizerStep yet).
 // Model chunks on one rank hand over locally: no transfer.

@@ -52,11 +52,22 @@ Action MatchingRecv(const Action& send, int rank, const ChunkPlacement& placemen
   return {ActionKind::kRecvGradient, send.micro_batch, placement.LocalOf(k - 1), rank};
 }
 
-double UnitCost(ActionKind kind) { return kind == ActionKind::kBackward ? 2.0 : 1.0; }
+double PassCost(ActionKind kind, const PassCosts& costs) {
+  switch (kind) {
+    case ActionKind::kForward:
+      return costs.forward;
+    case ActionKind::kBackward:
+      return costs.backward_input + costs.weight;
+    case ActionKind::kBackwardInput:
+      return costs.backward_input;
+    default:
+      return costs.weight;
+  }
+}
 
 // End time of every compute action (per rank, in order) when each starts as soon as its rank is
 // free and its input has been produced: activations flow k → k+1, gradients k+1 → k.
-StatusOr<std::vector<std::vector<double>>> UnitCostEndTimes(
+StatusOr<std::vector<std::vector<double>>> PassCostEndTimes(
     const std::vector<std::vector<Action>>& ranks, const ScheduleOptions& o,
     const ChunkPlacement& placement) {
   const int p = o.stages;
@@ -77,7 +88,7 @@ StatusOr<std::vector<std::vector<double>>> UnitCostEndTimes(
         if (a.kind == ActionKind::kForward && k > 0) ready = produced[0][k - 1][a.micro_batch];
         if (IsBackwardPass(a.kind) && k < chunks - 1) ready = produced[1][k + 1][a.micro_batch];
         if (ready < 0) break;
-        free_at[r] = std::max(free_at[r], ready) + UnitCost(a.kind);
+        free_at[r] = std::max(free_at[r], ready) + PassCost(a.kind, o.pass_costs);
         ends[r].push_back(free_at[r]);
         if (a.kind == ActionKind::kForward) produced[0][k][a.micro_batch] = free_at[r];
         if (IsBackwardPass(a.kind)) produced[1][k][a.micro_batch] = free_at[r];
@@ -149,7 +160,7 @@ StatusOr<std::vector<std::vector<Action>>> PostAtProducerTime(
       computes[r].insert(computes[r].end(), step.begin(), step.end());
   }
   ASSIGN_OR_RETURN(const std::vector<std::vector<double>> ends,
-                   UnitCostEndTimes(computes, options, placement));
+                   PassCostEndTimes(computes, options, placement));
   // Per rank: (gap = computes finished before it, time, posting order, action).
   std::vector<std::vector<std::tuple<int, double, int, Action>>> posts(p);
   auto gap_at = [&](int rank, double time) {

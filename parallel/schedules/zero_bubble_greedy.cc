@@ -1,7 +1,8 @@
-// Greedy list scheduling for B/W-split schedules in the unit-cost timeline (compute_order.h).
+// Greedy list scheduling for B/W-split schedules in the pass-cost timeline (compute_order.h).
 //
-// Time advances in unit slots; every pass takes one slot and its output is usable from the next
-// one (transfers free). What a slot may run on rank r, per local chunk c (model chunk k):
+// Time advances in unit slots; a pass takes its cost in slots (ScheduleOptions::pass_costs) and
+// its output is usable when it ends (transfers free). What a free rank may start, per local
+// chunk c (model chunk k):
 // - forward of micro-batch i = the chunk's next forward: k = 0, or forward (k−1, i) done;
 // - B of i = the chunk's next B: forward (k, i) done, and k is last or B (k+1, i) done;
 // - W of i = the chunk's next W: B (k, i) done.
@@ -39,31 +40,38 @@ class GreedyTimeline {
         backward_done_(placement.num_chunks(), std::vector<int>(m_, kNotYet)),
         chunks_(placement.num_chunks()),
         held_(placement.ranks(), 0),
+        costs_(options.pass_costs),
+        busy_until_(placement.ranks(), 0),
         steps_(placement.ranks()) {}
 
-  // The slots used, or −1 when the ranks stall (every rank full and waiting).
+  // The slots until the last pass ends, or −1 when the ranks stall (every rank full and waiting).
   int Run() {
     const int total = 3 * m_ * placement_.num_chunks();
+    const int total_cost =
+        m_ * placement_.num_chunks() * (costs_.forward + costs_.backward_input + costs_.weight);
     int done = 0;
     int slot = 0;
     for (; done < total; ++slot) {
-      if (slot > 4 * total + 16) return -1;
+      if (slot > 4 * total_cost + 16) return -1;
       std::vector<Action> chosen(placement_.ranks(), Action{.micro_batch = kNotYet});
-      for (int r = 0; r < placement_.ranks(); ++r) chosen[r] = Choose(r, slot);
+      for (int r = 0; r < placement_.ranks(); ++r) {
+        if (busy_until_[r] <= slot) chosen[r] = Choose(r, slot);
+      }
       for (int r = 0; r < placement_.ranks(); ++r) {
         if (chosen[r].micro_batch == kNotYet) continue;
         Apply(r, chosen[r], slot);
         ++done;
       }
     }
-    return slot;
+    return *std::max_element(busy_until_.begin(), busy_until_.end());
   }
 
   const std::vector<std::vector<Step>>& steps() const { return steps_; }
 
  private:
+  // The pass has ended by `slot`.
   bool Ready(const std::vector<std::vector<int>>& done, int k, int i, int slot) const {
-    return done[k][i] != kNotYet && done[k][i] < slot;
+    return done[k][i] != kNotYet && done[k][i] <= slot;
   }
 
   bool CanForward(int k, int slot) const {
@@ -128,13 +136,16 @@ class GreedyTimeline {
     ChunkState& chunk = chunks_[k];
     switch (action.kind) {
       case ActionKind::kForward:
-        forward_done_[k][chunk.next_forward++] = slot;
+        busy_until_[rank] = slot + costs_.forward;
+        forward_done_[k][chunk.next_forward++] = busy_until_[rank];
         ++held_[rank];
         break;
       case ActionKind::kBackwardInput:
-        backward_done_[k][chunk.next_backward++] = slot;
+        busy_until_[rank] = slot + costs_.backward_input;
+        backward_done_[k][chunk.next_backward++] = busy_until_[rank];
         break;
       default:
+        busy_until_[rank] = slot + costs_.weight;
         ++chunk.next_weight;
         --held_[rank];
         break;
@@ -146,10 +157,12 @@ class GreedyTimeline {
   const ChunkPlacement& placement_;
   std::vector<int> max_held_;
   Preference preference_;
-  std::vector<std::vector<int>> forward_done_;   // [model chunk][micro-batch]: slot, or kNotYet
+  std::vector<std::vector<int>> forward_done_;   // [model chunk][micro-batch]: end, or kNotYet
   std::vector<std::vector<int>> backward_done_;  // B passes
   std::vector<ChunkState> chunks_;               // per model chunk
   std::vector<int> held_;                        // per rank: forwards not yet released by W
+  PassCosts costs_;
+  std::vector<int> busy_until_;  // per rank: when its current pass ends
   std::vector<std::vector<Step>> steps_;
 };
 
