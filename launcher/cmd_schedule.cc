@@ -1,8 +1,10 @@
 // `deepnet schedule --stages p --micro-batches m --schedule kind [--chunks v] [--costs F,B,W] |
-// --from FILE, [--trace FILE] [--svg FILE] [--save FILE]`: the schedule (built in, or read from a
-// schedule file, parallel/schedule_file.h), validated, and its timeline under the pass costs
-// (default F = B = W = 1; ZB-H2 and ZB-V are built for them) as text; optionally as a Chrome
-// trace (one time unit = 1 ms), an SVG picture, and saved as a schedule file.
+// --from FILE, [--trace FILE] [--svg FILE] [--save FILE] [--iterations N]`: the schedule (built
+// in, or read from a schedule file, parallel/schedule_file.h), validated, and its timeline under
+// the pass costs (default F = B = W = 1; ZB-H2 and ZB-V are built for them) as text; optionally as
+// a Chrome trace (one time unit = 1 ms), an SVG picture, and saved as a schedule file. With
+// --iterations N > 1 also N steps back to back under optimizer post-validation (simulator.h), and
+// the trace and picture show those N steps.
 #include <filesystem>
 #include <iostream>
 
@@ -25,6 +27,7 @@ DEFINE_string(svg, "", kHelpInCommandTable);
 DEFINE_string(from, "", kHelpInCommandTable);
 DEFINE_string(save, "", kHelpInCommandTable);
 DEFINE_string(costs, "1,1,1", kHelpInCommandTable);
+DEFINE_int32(iterations, 1, kHelpInCommandTable);
 
 namespace deepnet {
 namespace {
@@ -91,6 +94,10 @@ StatusOr<ShownSchedule> ScheduleToShow(const PassCosts& costs) {
 }  // namespace
 
 Status RunScheduleCommand(const CommandLine&) {
+  if (FLAGS_iterations < 1) {
+    return InvalidArgument("--iterations " + std::to_string(FLAGS_iterations) +
+                           ": expected a step count >= 1");
+  }
   ASSIGN_OR_RETURN(const PassCosts costs, CostsOfFlag());
   const SimulationCosts simulation_costs = SimulationCostsOf(costs);
   const std::string costs_title = "F = " + std::to_string(costs.forward) +
@@ -102,13 +109,24 @@ Status RunScheduleCommand(const CommandLine&) {
                    RenderGivenPlan(shown.title, shown.ranks, shown.placement, shown.micro_batches,
                                    /*optimizer_step=*/true, simulation_costs));
   std::cout << plan;
+  // One step is the plan above, with its synchronising collective; more overlap.
+  ASSIGN_OR_RETURN(const IterationsSimulation iterations,
+                   SimulateIterations(
+                       shown.ranks, simulation_costs, shown.placement,
+                       {.iterations = FLAGS_iterations, .post_validation = FLAGS_iterations > 1}));
+  if (FLAGS_iterations > 1) {
+    std::cout << "\n"
+              << FLAGS_iterations
+              << " steps with optimizer post-validation (each rank starts its next step when its "
+                 "optimizer step ends; predicted only: the trainer synchronises every step)\n"
+              << RenderIterationsSummary(iterations);
+  }
   if (!FLAGS_save.empty()) {
     RETURN_IF_ERROR(WriteOutput(FLAGS_save, FormatScheduleFile(shown.ranks, shown.placement)));
   }
   if (FLAGS_trace.empty() && FLAGS_svg.empty()) return OkStatus();
 
-  ASSIGN_OR_RETURN(const Simulation simulation,
-                   Simulate(shown.ranks, simulation_costs, shown.placement));
+  const Simulation& simulation = iterations.simulation;
   if (!FLAGS_trace.empty()) {
     SimulationTraceOptions trace_options;
     trace_options.us_per_second = 1e3;  // one time unit shows as 1 ms
@@ -117,6 +135,9 @@ Status RunScheduleCommand(const CommandLine&) {
   if (!FLAGS_svg.empty()) {
     SvgTimelineOptions svg_options;
     svg_options.title = shown.title;
+    if (FLAGS_iterations > 1) {
+      svg_options.title += ", " + std::to_string(FLAGS_iterations) + " steps, post-validation";
+    }
     svg_options.unit_costs = true;
     RETURN_IF_ERROR(WriteOutput(FLAGS_svg, RenderTimelineSvg(simulation, svg_options)));
   }

@@ -124,7 +124,11 @@ const std::vector<Command>& Table() {
         {"from", "FILE", "show a schedule file instead (parallel/schedule_file.h)"},
         {"trace", "FILE", "also write the timeline as Chrome trace JSON (1 time unit = 1 ms)"},
         {"svg", "FILE", "also write the timeline as an SVG picture"},
-        {"save", "FILE", "also write the schedule as a schedule file"}},
+        {"save", "FILE", "also write the schedule as a schedule file"},
+        {"iterations", "N",
+         "also simulate N steps back to back with optimizer post-validation (no synchronising "
+         "collective between steps): per-step end times, steady-state period and bubble; "
+         "--trace/--svg then show the N steps"}},
        /*computes=*/false,
        RunScheduleCommand},
       {"profile",

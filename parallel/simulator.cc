@@ -74,6 +74,9 @@ class Simulator {
     result_.ranks.resize(p_);
   }
 
+  // Post-validation: ReduceGradients takes reduce_s on the rank alone (SimulateIterations).
+  void DoNotSynchroniseReduce() { synchronised_reduce_ = false; }
+
   Status CheckInputs() const;
   StatusOr<Simulation> Run();
   StatusOr<Simulation> RunOnSharedCores();
@@ -107,6 +110,7 @@ class Simulator {
   std::map<TransferKey, double> send_posted_;
   std::map<TransferKey, double> recv_posted_;
   std::vector<std::vector<double>> reduce_posted_;  // [rank][ordinal] post time
+  bool synchronised_reduce_ = true;
   Simulation result_;
 };
 
@@ -164,6 +168,12 @@ double Simulator::Duration(const Action& a, int rank) const {
 
 bool Simulator::AdvanceReduce(int rank) {
   RankState& s = state_[rank];
+  if (!synchronised_reduce_) {
+    Record(rank, ranks_[rank][s.pc], s.time, s.time + costs_.reduce_s);
+    s.time += costs_.reduce_s;
+    ++s.pc;
+    return true;
+  }
   bool progress = false;
   if (!s.posted) {
     reduce_posted_[rank].push_back(s.time);
@@ -362,14 +372,86 @@ StatusOr<Simulation> Simulate(const std::vector<std::vector<Action>>& ranks,
                   ChunkPlacement::Looped(static_cast<int>(ranks.size()), chunks_per_rank));
 }
 
-StatusOr<Simulation> Simulate(const std::vector<std::vector<Action>>& ranks,
-                              const SimulationCosts& costs, const ChunkPlacement& placement) {
-  if (ranks.empty()) return InvalidArgument("no ranks to simulate");
-  Simulator simulator(ranks, costs, placement);
+namespace {
+
+StatusOr<Simulation> RunSimulator(Simulator& simulator, const SimulationCosts& costs) {
   RETURN_IF_ERROR(simulator.CheckInputs());
   if (costs.cores < 0) return InvalidArgument("cores must be >= 0 (0: one per rank)");
   if (costs.cores > 0) return simulator.RunOnSharedCores();
   return simulator.Run();
+}
+
+// `iterations` copies of each rank's list, one after the other; copy i renumbers micro-batch j
+// as i·m + j and shifts the group ids past the previous copy's, so transfers pair up only within
+// one step and groups never merge across steps.
+std::vector<std::vector<Action>> RepeatSteps(const std::vector<std::vector<Action>>& ranks,
+                                             int micro_batches, int iterations) {
+  std::vector<std::vector<Action>> repeated(ranks.size());
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    int groups = 0;
+    for (const Action& a : ranks[r]) groups = std::max(groups, a.group + 1);
+    for (int i = 0; i < iterations; ++i) {
+      for (Action a : ranks[r]) {
+        if (a.micro_batch >= 0) a.micro_batch += i * micro_batches;
+        if (a.group >= 0) a.group += i * groups;
+        repeated[r].push_back(a);
+      }
+    }
+  }
+  return repeated;
+}
+
+}  // namespace
+
+StatusOr<Simulation> Simulate(const std::vector<std::vector<Action>>& ranks,
+                              const SimulationCosts& costs, const ChunkPlacement& placement) {
+  if (ranks.empty()) return InvalidArgument("no ranks to simulate");
+  Simulator simulator(ranks, costs, placement);
+  return RunSimulator(simulator, costs);
+}
+
+StatusOr<IterationsSimulation> SimulateIterations(const std::vector<std::vector<Action>>& ranks,
+                                                  const SimulationCosts& costs,
+                                                  const ChunkPlacement& placement,
+                                                  const IterationOptions& options) {
+  if (ranks.empty()) return InvalidArgument("no ranks to simulate");
+  if (options.iterations < 1) {
+    return InvalidArgument("iterations must be >= 1, got " + std::to_string(options.iterations));
+  }
+  IterationsSimulation result;
+  for (const std::vector<Action>& actions : ranks) {
+    for (const Action& a : actions) {
+      result.micro_batches = std::max(result.micro_batches, a.micro_batch + 1);
+    }
+  }
+  const int n = options.iterations;
+  const std::vector<std::vector<Action>> repeated = RepeatSteps(ranks, result.micro_batches, n);
+  Simulator simulator(repeated, costs, placement);
+  if (options.post_validation) simulator.DoNotSynchroniseReduce();
+  ASSIGN_OR_RETURN(result.simulation, RunSimulator(simulator, costs));
+
+  // The timeline keeps list order, so step i of rank r is its actions [i·len, (i+1)·len).
+  result.iteration_end_s.assign(n, 0.0);
+  double busy_per_step = 0.0;  // averaged over ranks
+  const int p = static_cast<int>(ranks.size());
+  for (int r = 0; r < p; ++r) {
+    const RankTimeline& rank = result.simulation.ranks[r];
+    const size_t length = ranks[r].size();
+    for (int i = 0; i < n && length > 0; ++i) {
+      result.iteration_end_s[i] =
+          std::max(result.iteration_end_s[i], rank.actions[(i + 1) * length - 1].end_s);
+    }
+    busy_per_step += rank.busy_s / n / p;
+  }
+  if (n == 1) {
+    result.period_s = result.simulation.makespan_s;
+  } else {
+    const int spacings = std::max(1, n / 2);
+    result.period_s =
+        (result.iteration_end_s[n - 1] - result.iteration_end_s[n - 1 - spacings]) / spacings;
+  }
+  if (result.period_s > 0) result.bubble_fraction = 1.0 - busy_per_step / result.period_s;
+  return result;
 }
 
 }  // namespace deepnet

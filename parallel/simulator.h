@@ -9,7 +9,8 @@
 //   then waits until every action of the group has completed. A transfer completes when both its
 //   send and its receive have been posted, plus the send latency — sends block like receives
 //   (rendezvous), so a schedule that passes here cannot deadlock on any transport.
-// - ReduceGradients is a collective: it completes when every rank has posted it, plus reduce_s.
+// - ReduceGradients is a collective: it completes when every rank has posted it, plus reduce_s
+//   (except between overlapped steps, SimulateIterations with post-validation).
 // - With SimulationCosts::cores below p, ranks share the cores (see there): the simulation then
 //   runs on one global clock, and a pass lasts longer while other ranks compute too.
 // - If no rank can move and some have not finished, that is a deadlock: the Status names each
@@ -64,6 +65,34 @@ struct Simulation {
 
 StatusOr<Simulation> Simulate(const std::vector<std::vector<Action>>& ranks,
                               const SimulationCosts& costs, const ChunkPlacement& placement);
+
+// Consecutive steps (iterations) of the same per-rank lists.
+struct IterationOptions {
+  int iterations = 1;
+  // Optimizer post-validation (Qi et al. 2024): the global checks of the update (gradient-norm
+  // clipping, non-finite gradients) are validated after it, so ReduceGradients takes reduce_s on
+  // each rank without waiting for the others, and a rank starts step i+1 as soon as its own step
+  // i ends; transfers still pair up within each step. (Assumes the checks pass: no rollback.)
+  // False: every step ends in the synchronising collective, as the engine runs it.
+  bool post_validation = true;
+};
+
+struct IterationsSimulation {
+  // Every step on one timeline; micro-batch j of step i appears as i·m + j.
+  Simulation simulation;
+  int micro_batches = 0;                // m: the lists' micro-batches per step
+  std::vector<double> iteration_end_s;  // per step: when its last rank finishes it
+  // Steady state, over the last half of the steps (at least one spacing): the mean spacing of
+  // their ends, and 1 − (busy per rank per step, averaged over ranks) / period. One step: its
+  // makespan and bubble.
+  double period_s = 0.0;
+  double bubble_fraction = 0.0;
+};
+
+StatusOr<IterationsSimulation> SimulateIterations(const std::vector<std::vector<Action>>& ranks,
+                                                  const SimulationCosts& costs,
+                                                  const ChunkPlacement& placement,
+                                                  const IterationOptions& options);
 // With the looped placement of as many chunks per rank as the lists use.
 StatusOr<Simulation> Simulate(const std::vector<std::vector<Action>>& ranks,
                               const SimulationCosts& costs);

@@ -84,6 +84,14 @@ std::string RenderSummary(const Simulation& simulation) {
   return text;
 }
 
+std::string RenderIterationsSummary(const IterationsSimulation& iterations) {
+  std::string text = "step ends";
+  for (double end : iterations.iteration_end_s) text += " " + FormatNumber(end);
+  text += "\nsteady state: period " + FormatNumber(iterations.period_s) + "  bubble " +
+          FormatNumber(100.0 * iterations.bubble_fraction) + "% (idle / total)\n";
+  return text;
+}
+
 StatusOr<std::string> RenderSchedulePlan(ScheduleKind kind, const ScheduleOptions& options,
                                          const SimulationCosts& costs,
                                          const TimelineOptions& timeline) {

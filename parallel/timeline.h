@@ -23,6 +23,8 @@ struct TimelineOptions {
 std::string RenderTimeline(const Simulation& simulation, const TimelineOptions& options = {});
 // Per rank busy / idle / peak activations, then makespan and bubble.
 std::string RenderSummary(const Simulation& simulation);
+// Consecutive steps (SimulateIterations): when each ends, then the steady-state period and bubble.
+std::string RenderIterationsSummary(const IterationsSimulation& iterations);
 
 // Builds every rank's schedule, validates it, simulates it and renders title, timeline and
 // summary: the whole output of `deepnet schedule --stages p --micro-batches m --schedule kind`.

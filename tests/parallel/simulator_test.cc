@@ -27,6 +27,16 @@ struct SimulatedStep {
   double idle = 0.0;  // per rank; the final collective makes it equal on every rank
 };
 
+// F = B = W = 1 per stage: a rank's chunks share its stage's work, each costs 1/chunks of it.
+SimulationCosts StageShareCosts(const ChunkPlacement& placement) {
+  const double share = 1.0 / placement.max_chunks_per_rank();
+  SimulationCosts costs;
+  costs.forward_s = {share};
+  costs.backward_input_s = {share};
+  costs.backward_weight_s = {share};
+  return costs;
+}
+
 // Builds, validates and simulates; fails the test on any error.
 SimulatedStep BuildAndSimulate(ScheduleKind kind, int p, int m, int v = 1) {
   const ScheduleOptions options{.stages = p, .micro_batches = m, .virtual_chunks = v};
@@ -36,13 +46,7 @@ SimulatedStep BuildAndSimulate(ScheduleKind kind, int p, int m, int v = 1) {
   const ChunkPlacement placement = *PlacementOf(kind, options);
   const Status valid = ValidateSchedules(*ranks, {.micro_batches = m, .placement = placement});
   EXPECT_TRUE(valid.ok()) << valid;
-  // A rank's chunks share its stage's work: each costs 1/chunks of it.
-  const double share = 1.0 / placement.max_chunks_per_rank();
-  SimulationCosts costs;
-  costs.forward_s = {share};
-  costs.backward_input_s = {share};
-  costs.backward_weight_s = {share};
-  StatusOr<Simulation> simulation = Simulate(*ranks, costs, placement);
+  StatusOr<Simulation> simulation = Simulate(*ranks, StageShareCosts(placement), placement);
   EXPECT_TRUE(simulation.ok()) << simulation.status();
   if (!simulation.ok()) return {};
   SimulatedStep run{.simulation = *simulation, .idle = simulation->ranks[0].idle_s};
@@ -134,6 +138,111 @@ TEST(PipelineSimulatorTest, ZeroBubbleH2AndVRunEverywhereWithinTheirMemory) {
       EXPECT_LE(PeakStagesHeld(h2, 1), 2 * PeakStagesHeld(one_f_one_b, 1));
     }
   }
+}
+
+// `steps` consecutive steps of the schedule under StageShareCosts; fails the test on any error.
+IterationsSimulation SimulateSteps(ScheduleKind kind, int p, int m, int steps,
+                                   bool post_validation) {
+  const ScheduleOptions options{.stages = p, .micro_batches = m};
+  StatusOr<Ranks> ranks = BuildAllSchedules(kind, options);
+  EXPECT_TRUE(ranks.ok()) << ranks.status();
+  if (!ranks.ok()) return {};
+  const ChunkPlacement placement = *PlacementOf(kind, options);
+  StatusOr<IterationsSimulation> run =
+      SimulateIterations(*ranks, StageShareCosts(placement), placement,
+                         {.iterations = steps, .post_validation = post_validation});
+  EXPECT_TRUE(run.ok()) << run.status();
+  return run.ok() ? *run : IterationsSimulation{};
+}
+
+constexpr ScheduleKind kComparedKinds[] = {ScheduleKind::kOneFOneB, ScheduleKind::kZeroBubbleH1,
+                                           ScheduleKind::kZeroBubbleH2, ScheduleKind::kZeroBubbleV};
+
+TEST(SimulateIterationsTest, SynchronisedStepsRepeatTheStep) {
+  for (const ScheduleKind kind : kComparedKinds) {
+    SCOPED_TRACE(ScheduleKindName(kind));
+    const SimulatedStep one = BuildAndSimulate(kind, 4, 8);
+    const IterationsSimulation four = SimulateSteps(kind, 4, 8, 4, /*post_validation=*/false);
+    ASSERT_EQ(four.iteration_end_s.size(), 4u);
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_NEAR(four.iteration_end_s[i], (i + 1) * one.simulation.makespan_s, 1e-9);
+    }
+    EXPECT_NEAR(four.period_s, one.simulation.makespan_s, 1e-9);
+    EXPECT_NEAR(four.bubble_fraction, one.simulation.bubble_fraction, 1e-12);
+    EXPECT_EQ(four.micro_batches, 8);
+  }
+}
+
+TEST(SimulateIterationsTest, OneStepIsTheSimulatedStep) {
+  for (const ScheduleKind kind : kComparedKinds) {
+    for (const bool post_validation : {false, true}) {
+      SCOPED_TRACE(std::string(ScheduleKindName(kind)) + (post_validation ? " post" : " sync"));
+      const SimulatedStep one = BuildAndSimulate(kind, 4, 8);
+      const IterationsSimulation steps = SimulateSteps(kind, 4, 8, 1, post_validation);
+      EXPECT_NEAR(steps.period_s, one.simulation.makespan_s, 1e-9);
+      EXPECT_NEAR(steps.bubble_fraction, one.simulation.bubble_fraction, 1e-12);
+      ASSERT_EQ(steps.iteration_end_s.size(), 1u);
+      EXPECT_NEAR(steps.iteration_end_s[0], one.simulation.makespan_s, 1e-9);
+    }
+  }
+}
+
+TEST(SimulateIterationsTest, PostValidationOverlapsOnlyWhereTheFirstRankFinishesFirst) {
+  // p = 4, m = 8, F = B = W, 8 steps. 1F1B and ZB-H1 end every step on rank 0 (its last B or W
+  // waits for the ranks above), so starting the next step there early gains nothing.
+  const IterationsSimulation one_f_one_b = SimulateSteps(ScheduleKind::kOneFOneB, 4, 8, 8, true);
+  EXPECT_NEAR(one_f_one_b.period_s, 33.0, 1e-9);
+  EXPECT_NEAR(one_f_one_b.bubble_fraction, 3.0 / 11.0, 1e-12);  // 27.3 %
+  const IterationsSimulation h1 = SimulateSteps(ScheduleKind::kZeroBubbleH1, 4, 8, 8, true);
+  EXPECT_NEAR(h1.period_s, 27.0, 1e-9);
+  EXPECT_NEAR(h1.bubble_fraction, 1.0 / 9.0, 1e-12);  // 11.1 %
+  // ZB-V's first and last chunk share rank 0: it starts and ends every step, as in one step.
+  const IterationsSimulation v = SimulateSteps(ScheduleKind::kZeroBubbleV, 4, 8, 8, true);
+  EXPECT_NEAR(v.period_s, 25.5, 1e-9);
+  EXPECT_NEAR(v.bubble_fraction, 1.5 / 25.5, 1e-12);  // 5.9 %
+  // Every step's actions are on the timeline, micro-batch j of step i as i·m + j.
+  const RankTimeline& rank0 = h1.simulation.ranks[0];
+  const size_t per_step = rank0.actions.size() / 8;
+  EXPECT_EQ(rank0.actions[per_step].action.kind, ActionKind::kForward);
+  EXPECT_EQ(rank0.actions[per_step].action.micro_batch, 8);
+  EXPECT_NEAR(rank0.actions[per_step].start_s, 27.0, 1e-9);
+}
+
+TEST(SimulateIterationsTest, PostValidatedReductionDoesNotWaitForTheOtherRanks) {
+  const Ranks ranks = *BuildAllSchedules(ScheduleKind::kOneFOneB, {.stages = 2});
+  SimulationCosts costs;
+  costs.send_latency_s = 0.5;
+  costs.reduce_s = 0.25;
+  costs.optimizer_s = {0.125};
+  const ChunkPlacement placement = ChunkPlacement::Looped(2, 1);
+  // F0 on rank 0 [0, 1], activation lands at 1.5, F0 + B0 on rank 1 [1.5, 4.5], its gradient
+  // sent at 5: rank 1 reduces [5, 5.25] and steps until 5.375 without waiting for rank 0, whose
+  // B0 runs [5, 7].
+  StatusOr<IterationsSimulation> post =
+      SimulateIterations(ranks, costs, placement, {.iterations = 2, .post_validation = true});
+  ASSERT_TRUE(post.ok()) << post.status();
+  const std::vector<TimedAction>& rank1 = post->simulation.ranks[1].actions;
+  const size_t per_step = ranks[1].size();
+  EXPECT_EQ(rank1[per_step - 1].action.kind, ActionKind::kOptimizerStep);
+  EXPECT_DOUBLE_EQ(rank1[per_step - 1].end_s, 5.375);
+  // Rank 0 reduces [7, 7.25] and steps until 7.375, then starts step 2: 7.375 per step, as in
+  // the synchronised step, since rank 0 both starts and ends the chain.
+  EXPECT_DOUBLE_EQ(post->iteration_end_s[0], 7.375);
+  EXPECT_DOUBLE_EQ(post->iteration_end_s[1], 14.75);
+  EXPECT_DOUBLE_EQ(post->period_s, 7.375);
+  StatusOr<IterationsSimulation> sync =
+      SimulateIterations(ranks, costs, placement, {.iterations = 2, .post_validation = false});
+  ASSERT_TRUE(sync.ok()) << sync.status();
+  EXPECT_DOUBLE_EQ(sync->simulation.ranks[1].actions[per_step - 1].end_s, 7.375);
+}
+
+TEST(SimulateIterationsTest, RefusesNoStepsAndNoRanks) {
+  const Ranks ranks = *BuildAllSchedules(ScheduleKind::kOneFOneB, {.stages = 2});
+  const ChunkPlacement placement = ChunkPlacement::Looped(2, 1);
+  EXPECT_EQ(SimulateIterations(ranks, {}, placement, {.iterations = 0}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(SimulateIterations({}, {}, placement, {.iterations = 2}).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(PipelineSimulatorTest, InterleavedBubbleShrinksByTheChunkCount) {
