@@ -43,6 +43,14 @@ std::vector<std::vector<Step>> GreedyZeroBubbleSteps(const ScheduleOptions& opti
                                                      const ChunkPlacement& placement,
                                                      const std::vector<int>& max_held);
 
+// End time of every compute action (per rank, in list order) in the pass-cost timeline
+// (options.pass_costs, transfers free) when each starts as soon as its rank is free and its input
+// has been produced: activations flow k → k+1, gradients k+1 → k. FAILED_PRECONDITION when some
+// pass can never run (its input is never produced before it).
+StatusOr<std::vector<std::vector<double>>> PassCostEndTimes(
+    const std::vector<std::vector<Action>>& computes, const ScheduleOptions& options,
+    const ChunkPlacement& placement);
+
 // Megatron's posting, per rank: between consecutive steps, one group with the sends of the step
 // before and the receives of the step after (send_forward_recv_backward and friends).
 std::vector<std::vector<Action>> PostBetweenSteps(const std::vector<std::vector<Step>>& ranks,

@@ -65,8 +65,8 @@ double PassCost(ActionKind kind, const PassCosts& costs) {
   }
 }
 
-// End time of every compute action (per rank, in order) when each starts as soon as its rank is
-// free and its input has been produced: activations flow k → k+1, gradients k+1 → k.
+}  // namespace
+
 StatusOr<std::vector<std::vector<double>>> PassCostEndTimes(
     const std::vector<std::vector<Action>>& ranks, const ScheduleOptions& o,
     const ChunkPlacement& placement) {
@@ -106,8 +106,6 @@ StatusOr<std::vector<std::vector<double>>> PassCostEndTimes(
   }
   return ends;
 }
-
-}  // namespace
 
 std::vector<std::vector<Step>> EveryRank(std::vector<Step> (*steps)(const ScheduleOptions&),
                                          const ScheduleOptions& options) {

@@ -1,0 +1,127 @@
+// Schedules built for pass costs (ScheduleOptions::pass_costs): under costs other than
+// F = B = W = 1 every B/W-split schedule is still valid, deadlock-free under rendezvous sends and
+// within its memory; the list-scheduled ZB-V is never slower under its costs than the order
+// built for unit costs; the fixed patterns do not depend on the costs; out-of-range
+// costs are refused.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "parallel/schedule.h"
+#include "parallel/simulator.h"
+#include "parallel/validate.h"
+
+namespace deepnet {
+namespace {
+
+using Ranks = std::vector<std::vector<Action>>;
+
+constexpr ScheduleKind kSplitKinds[] = {ScheduleKind::kZeroBubbleH1, ScheduleKind::kZeroBubbleH2,
+                                        ScheduleKind::kZeroBubbleV};
+constexpr PassCosts kCosts[] = {{.forward = 1, .backward_input = 2, .weight = 1},
+                                {.forward = 2, .backward_input = 3, .weight = 1},
+                                {.forward = 1, .backward_input = 1, .weight = 3}};
+
+std::string Describe(ScheduleKind kind, const ScheduleOptions& o) {
+  return std::string(ScheduleKindName(kind)) + " p=" + std::to_string(o.stages) +
+         " m=" + std::to_string(o.micro_batches) + " F,B,W=" +
+         std::to_string(o.pass_costs.forward) + "," + std::to_string(o.pass_costs.backward_input) +
+         "," + std::to_string(o.pass_costs.weight);
+}
+
+// The schedule built for `built_for`, simulated under `run_at`; the makespan, or −1 on failure.
+double Makespan(ScheduleKind kind, ScheduleOptions options, const PassCosts& built_for,
+                const PassCosts& run_at) {
+  options.pass_costs = built_for;
+  StatusOr<Ranks> ranks = BuildAllSchedules(kind, options);
+  EXPECT_TRUE(ranks.ok()) << ranks.status();
+  if (!ranks.ok()) return -1;
+  StatusOr<Simulation> simulation =
+      Simulate(*ranks, SimulationCostsOf(run_at), *PlacementOf(kind, options));
+  EXPECT_TRUE(simulation.ok()) << simulation.status();
+  return simulation.ok() ? simulation->makespan_s : -1;
+}
+
+TEST(PassCostsTest, SplitSchedulesStayValidDeadlockFreeAndWithinTheirMemory) {
+  for (const PassCosts& costs : kCosts) {
+    for (int p = 1; p <= 8; ++p) {
+      for (int m = 1; m <= 16; ++m) {
+        const ScheduleOptions unit{.stages = p, .micro_batches = m};
+        StatusOr<Ranks> one_f_one_b = BuildAllSchedules(ScheduleKind::kOneFOneB, unit);
+        ASSERT_TRUE(one_f_one_b.ok());
+        const std::vector<int> one_f_one_b_held =
+            PeakActivationsPerChunk(*one_f_one_b, ChunkPlacement::Looped(p, 1));
+        const int one_f_one_b_peak =
+            *std::max_element(one_f_one_b_held.begin(), one_f_one_b_held.end());
+        for (const ScheduleKind kind : kSplitKinds) {
+          ScheduleOptions options = unit;
+          options.pass_costs = costs;
+          SCOPED_TRACE(Describe(kind, options));
+          StatusOr<Ranks> ranks = BuildAllSchedules(kind, options);
+          ASSERT_TRUE(ranks.ok()) << ranks.status();
+          const ChunkPlacement placement = *PlacementOf(kind, options);
+          const Status valid =
+              ValidateSchedules(*ranks, {.micro_batches = m, .placement = placement});
+          ASSERT_TRUE(valid.ok()) << valid;
+          StatusOr<Simulation> simulation =
+              Simulate(*ranks, SimulationCostsOf(costs), placement);
+          ASSERT_TRUE(simulation.ok()) << simulation.status();  // no deadlock
+          // Chunk activations held at once, in stages' worth: ZB-H1 and ZB-V as 1F1B's stage 0,
+          // ZB-H2 at most twice that.
+          const int chunks = placement.max_chunks_per_rank();
+          const int limit = (kind == ScheduleKind::kZeroBubbleH2 ? 2 : 1) * one_f_one_b_peak;
+          for (int r = 0; r < p; ++r) {
+            EXPECT_LE(simulation->ranks[r].peak_activations, limit * chunks) << "rank " << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+// ZB-V's order comes from the list scheduler alone (zero_bubble_greedy.cc).
+TEST(PassCostsTest, ListScheduledOrderIsNoSlowerUnderItsCosts) {
+  const PassCosts unit_costs;
+  int faster = 0;
+  for (const PassCosts& costs : kCosts) {
+    for (const auto& [p, m] : {std::pair{2, 4}, {2, 8}, {4, 8}, {4, 16}}) {
+      const ScheduleKind kind = ScheduleKind::kZeroBubbleV;
+      const ScheduleOptions options{.stages = p, .micro_batches = m};
+      SCOPED_TRACE(Describe(kind, {.stages = p, .micro_batches = m, .pass_costs = costs}));
+      const double built_for_costs = Makespan(kind, options, costs, costs);
+      const double built_for_units = Makespan(kind, options, unit_costs, costs);
+      EXPECT_LE(built_for_costs, built_for_units);
+      if (built_for_costs < built_for_units) ++faster;
+    }
+  }
+  EXPECT_GT(faster, 0) << "the costs should change some order for the better";
+}
+
+TEST(PassCostsTest, FixedPatternsIgnoreTheCosts) {
+  for (const ScheduleKind kind : {ScheduleKind::kGpipe, ScheduleKind::kOneFOneB,
+                                  ScheduleKind::kInterleaved1F1B}) {
+    const ScheduleOptions unit{
+        .stages = 4, .micro_batches = 8, .virtual_chunks = InfoOf(kind).takes_virtual_chunks ? 2 : 1};
+    ScheduleOptions costed = unit;
+    costed.pass_costs = kCosts[1];
+    EXPECT_EQ(*BuildAllSchedules(kind, unit), *BuildAllSchedules(kind, costed))
+        << ScheduleKindName(kind);
+  }
+}
+
+TEST(PassCostsTest, RefusesCostsOutsideWholeUnits) {
+  for (const PassCosts& costs : {PassCosts{.forward = 0}, PassCosts{.backward_input = -1},
+                                 PassCosts{.weight = 65}}) {
+    const Status status = CheckScheduleOptions(
+        ScheduleKind::kZeroBubbleV, {.stages = 2, .micro_batches = 4, .pass_costs = costs});
+    EXPECT_FALSE(status.ok());
+    EXPECT_NE(status.message().find("pass costs must be whole units in [1, 64]"),
+              std::string::npos)
+        << status;
+  }
+}
+
+}  // namespace
+}  // namespace deepnet
