@@ -187,7 +187,7 @@ TEST(SimulateIterationsTest, OneStepIsTheSimulatedStep) {
   }
 }
 
-TEST(SimulateIterationsTest, PostValidationOverlapsOnlyWhereTheFirstRankFinishesFirst) {
+TEST(SimulateIterationsTest, PostValidationOverlapsWhereTheFirstRankFinishesFirst) {
   // p = 4, m = 8, F = B = W, 8 steps. 1F1B and ZB-H1 end every step on rank 0 (its last B or W
   // waits for the ranks above), so starting the next step there early gains nothing.
   const IterationsSimulation one_f_one_b = SimulateSteps(ScheduleKind::kOneFOneB, 4, 8, 8, true);
@@ -196,6 +196,13 @@ TEST(SimulateIterationsTest, PostValidationOverlapsOnlyWhereTheFirstRankFinishes
   const IterationsSimulation h1 = SimulateSteps(ScheduleKind::kZeroBubbleH1, 4, 8, 8, true);
   EXPECT_NEAR(h1.period_s, 27.0, 1e-9);
   EXPECT_NEAR(h1.bubble_fraction, 1.0 / 9.0, 1e-12);  // 11.1 %
+  // ZB-H2 is a parallelogram: rank r works without a gap in [r, r + 3m], so rank 0 starts the
+  // next step while the last rank finishes this one, and nothing is idle (the bar: below ZB-H1).
+  const IterationsSimulation h2 = SimulateSteps(ScheduleKind::kZeroBubbleH2, 4, 8, 8, true);
+  EXPECT_NEAR(h2.period_s, 24.0, 1e-9);
+  EXPECT_NEAR(h2.bubble_fraction, 0.0, 1e-12);
+  EXPECT_LT(h2.bubble_fraction, h1.bubble_fraction);
+  EXPECT_NEAR(h2.iteration_end_s[0], 27.0, 1e-9);  // the first step ends as ZB-H1's does
   // ZB-V's first and last chunk share rank 0: it starts and ends every step, as in one step.
   const IterationsSimulation v = SimulateSteps(ScheduleKind::kZeroBubbleV, 4, 8, 8, true);
   EXPECT_NEAR(v.period_s, 25.5, 1e-9);
@@ -206,6 +213,22 @@ TEST(SimulateIterationsTest, PostValidationOverlapsOnlyWhereTheFirstRankFinishes
   EXPECT_EQ(rank0.actions[per_step].action.kind, ActionKind::kForward);
   EXPECT_EQ(rank0.actions[per_step].action.micro_batch, 8);
   EXPECT_NEAR(rank0.actions[per_step].start_s, 27.0, 1e-9);
+}
+
+TEST(SimulateIterationsTest, ZeroBubbleH2SteadyStateIdlesOnlyWhileRankZeroLacksForwards) {
+  // Rank 0's first B returns 2p − 1 passes after its first forward; with m ≥ 2p − 1 its warm-up
+  // forwards fill that wait and overlapped steps idle nowhere, with fewer it idles 2p − 1 − m per
+  // step. ZB-H1 keeps its one-step period 3m + p − 1.
+  for (int p = 1; p <= 8; ++p) {
+    for (int m = 1; m <= 16; ++m) {
+      SCOPED_TRACE("p=" + std::to_string(p) + " m=" + std::to_string(m));
+      const IterationsSimulation h1 = SimulateSteps(ScheduleKind::kZeroBubbleH1, p, m, 8, true);
+      const IterationsSimulation h2 = SimulateSteps(ScheduleKind::kZeroBubbleH2, p, m, 8, true);
+      EXPECT_NEAR(h2.period_s, 3.0 * m + std::max(0, 2 * p - 1 - m), 1e-9);
+      EXPECT_LE(h2.period_s, h1.period_s + 1e-9);
+      if (m >= p) EXPECT_NEAR(h1.period_s, 3.0 * m + p - 1, 1e-9);
+    }
+  }
 }
 
 TEST(SimulateIterationsTest, PostValidatedReductionDoesNotWaitForTheOtherRanks) {
