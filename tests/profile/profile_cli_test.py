@@ -57,6 +57,31 @@ class ScheduleCommandTest(unittest.TestCase):
             with open(svg_path) as f:
                 self.assertTrue(f.read().startswith("<svg"))
 
+    def test_iterations_overlap_steps_under_post_validation(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            trace_path = os.path.join(tmp, "zb-h2.json")
+            out = run([DEEPNET, "schedule", "--schedule", "zb-h2", "--iterations", "8",
+                       "--trace", trace_path])
+            self.assertIn("makespan 27  bubble 11.11%", out)  # one synchronised step, as before
+            self.assertIn("step ends 27 51 75 99 123 147 171 195\n", out)
+            self.assertIn("steady state: period 24  bubble 0%", out)
+            with open(trace_path) as f:
+                forwards = [e for e in complete_events(json.load(f)) if e["name"][0] == "F"]
+            self.assertEqual(len(forwards), 8 * 4 * 8)  # steps × ranks × micro-batches
+            self.assertEqual(sorted({e["args"]["micro_batch"] for e in forwards}), list(range(64)))
+        h1 = run([DEEPNET, "schedule", "--schedule", "zb-h1", "--iterations", "8"])
+        self.assertIn("steady state: period 27  bubble 11.11%", h1)
+        # The pass costs apply to every step: ZB-H1 idles (p−1)(F+B−W) = 6 beside 8·(1+2+1).
+        costed = run([DEEPNET, "schedule", "--schedule", "zb-h1", "--costs", "1,2,1",
+                      "--iterations", "4"])
+        self.assertIn("step ends 38 76 114 152\n", costed)
+        self.assertIn("steady state: period 38  bubble 15.79%", costed)
+        self.assertNotIn("steady state", run([DEEPNET, "schedule", "--schedule", "zb-h2"]))
+        bad = subprocess.run([DEEPNET, "schedule", "--iterations", "0"], capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("--iterations 0", bad.stderr)
+
     def test_bad_schedule_is_an_error(self):
         result = subprocess.run([DEEPNET, "schedule", "--schedule", "nope"], capture_output=True,
                                 text=True, timeout=30)
