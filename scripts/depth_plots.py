@@ -187,6 +187,7 @@ def plot(out, depths, norms, runs, summary):
                 axis.plot([2 * p[0] for p in points], [p[1] for p in points], marker="o",
                           color=NORM_COLORS[norm], label=NORM_LABELS[norm])
         axis.set_xscale("log")
+        axis.set_xlim(2 * shown[0] / 1.3, 2 * shown[-1] * 1.3)  # the same on both panels
         axis.set_xticks([2 * layers for layers in shown])
         axis.set_xticklabels([f"{layers}+{layers}" for layers in shown])
         axis.minorticks_off()
@@ -269,6 +270,7 @@ def sweep(out, names):
         axis.set_visible(False)
     axes[0][0].set_ylabel("training loss")
     axes[0][0].legend()
+    figure.tight_layout()  # the titles clear the step labels of the row above
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     save(figure, figures, "depth_study_sweep_loss")
