@@ -153,16 +153,18 @@ Status RunPlanCommand(const CommandLine& command_line) {
     options.backend = backend;
     options.compute_dtype = ComputeDTypeOf(run->parallel());
     const auto start = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(const ModelProfile profile, ProfileUnitKinds(model, shape.shape, options));
+    ModelProfile profile;
     PlanCosts costs;
     costs.micro_batches = m;
-    costs.costs = CostsFromProfile(profile, model);
+    ASSIGN_OR_RETURN(costs.costs, ProfileCostsAtMeanRows(model, shape.shape, shape.mean_rows,
+                                                         options, &profile));
     const double message_bytes = static_cast<double>(BoundaryMessageBytes(model, shape.shape));
     costs.send_s = FLAGS_latency_us * 1e-6 + message_bytes / (FLAGS_bandwidth_gbps * 1e9);
     char line[160];
     std::snprintf(
-        line, sizeof(line), "  m=%d: micro-batch B=%lld S=%lld T=%lld, measured in %.1f s\n", m,
-        static_cast<long long>(shape.shape.batch), static_cast<long long>(shape.shape.source_len),
+        line, sizeof(line), "  m=%d: micro-batch B=%.2f S=%lld T=%lld (mean rows), measured in %.1f s\n",
+        m, shape.mean_rows > 0 ? shape.mean_rows : static_cast<double>(shape.shape.batch),
+        static_cast<long long>(shape.shape.source_len),
         static_cast<long long>(shape.shape.target_len), Seconds(start));
     std::cout << line << std::flush;
     candidates.push_back(std::move(costs));

@@ -41,14 +41,19 @@ DEFINE_int32(cores, 0, kHelpInCommandTable);
 namespace deepnet {
 namespace {
 
-// The trainer's mean micro-batch (profile/micro_batch_shape.h), then the flags' overrides.
-ProfileShape ChooseShape(const config::RunConfig& config, std::string* source) {
+// The trainer's mean micro-batch (profile/micro_batch_shape.h), then the flags' overrides;
+// *mean_rows = the unrounded mean rows, 0 when --batch sets them.
+ProfileShape ChooseShape(const config::RunConfig& config, std::string* source, double* mean_rows) {
   const MicroBatchShape mean = MeanMicroBatchShape(config);
   ProfileShape shape = mean.shape;
   *source = mean.source;
+  *mean_rows = mean.mean_rows;
   if (FLAGS_src_len > 0) shape.source_len = FLAGS_src_len;
   if (FLAGS_tgt_len > 0) shape.target_len = FLAGS_tgt_len;
-  if (FLAGS_batch > 0) shape.batch = FLAGS_batch;
+  if (FLAGS_batch > 0) {
+    shape.batch = FLAGS_batch;
+    *mean_rows = 0.0;
+  }
   return shape;
 }
 
@@ -122,7 +127,8 @@ Status RunProfileCommand(const CommandLine& command_line) {
   // The device first: a CUDA request without a usable GPU fails before anything is measured.
   ASSIGN_OR_RETURN(const Backend* backend, OpenBackend(BackendKindOf(config.parallel())));
   std::string shape_source;
-  const ProfileShape shape = ChooseShape(config, &shape_source);
+  double mean_rows = 0.0;
+  const ProfileShape shape = ChooseShape(config, &shape_source, &mean_rows);
   UnitProfileOptions options;
   options.warmup = FLAGS_warmup;
   options.repetitions = FLAGS_reps;
@@ -140,10 +146,14 @@ Status RunProfileCommand(const CommandLine& command_line) {
             << config::ParallelConfig::Recompute_Name(config.parallel().recompute())
             << "; shape from " << shape_source << "\n";
   std::cout << cpu::BlasStartupLine(cpu::CurrentBlasReport()) << "\n";
-  ASSIGN_OR_RETURN(const ModelProfile profile, ProfileUnitKinds(model, shape, options));
+  ModelProfile profile;
+  ASSIGN_OR_RETURN(const ProfiledCosts costs,
+                   ProfileCostsAtMeanRows(model, shape, mean_rows, options, &profile));
   std::cout << FormatModelProfile(profile);
-
-  const ProfiledCosts costs = CostsFromProfile(profile, model);
+  if (mean_rows > 0 && mean_rows != static_cast<double>(shape.batch)) {
+    std::printf("predictions use times interpolated to the mean of %.2f rows per micro-batch\n",
+                mean_rows);
+  }
   const PredictionOptions prediction = PredictionOptionsOf(config, shape);
   const std::vector<SchedulePrediction> predictions = PredictAllSchedules(costs, prediction);
   PrintStageTable(predictions, costs, config.parallel());

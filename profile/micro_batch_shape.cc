@@ -45,7 +45,8 @@ MicroBatchShape MeanMicroBatchShape(const config::RunConfig& config) {
     target_len += longest_target;
   }
   const double batches = static_cast<double>(plan->size());
-  shape.batch = std::max<int64_t>(1, std::llround(rows / batches));
+  result.mean_rows = rows / batches;
+  shape.batch = std::max<int64_t>(1, std::llround(result.mean_rows));
   shape.source_len = std::max<int64_t>(1, std::llround(source_len / batches));
   shape.target_len = std::max<int64_t>(1, std::llround(target_len / batches));
   result.fewest_rows = fewest_rows;

@@ -17,6 +17,9 @@ struct MicroBatchShape {
   // The fewest rows of any global batch of the epoch (a step needs at least one row per
   // micro-batch); 0 when there is no shard to look at.
   int64_t fewest_rows = 0;
+  // The mean rows per micro-batch before rounding to shape.batch (0: no shard): a unit's time
+  // grows with its rows, so the profiler times both neighbours of a fractional mean.
+  double mean_rows = 0.0;
   std::string source;  // where the shape came from, for the log
 };
 

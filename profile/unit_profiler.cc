@@ -397,6 +397,39 @@ ProfiledCosts CostsFromProfile(const ModelProfile& profile, const config::ModelC
   return costs;
 }
 
+StatusOr<ProfiledCosts> ProfileCostsAtMeanRows(const config::ModelConfig& model,
+                                               const ProfileShape& shape, double mean_rows,
+                                               const UnitProfileOptions& options,
+                                               ModelProfile* profile) {
+  const int64_t fewer = static_cast<int64_t>(std::floor(mean_rows));
+  const double fraction = mean_rows - static_cast<double>(fewer);
+  if (fewer < 1 || fraction <= 0.0) {
+    ASSIGN_OR_RETURN(*profile, ProfileUnitKinds(model, shape, options));
+    return CostsFromProfile(*profile, model);
+  }
+  ProfileShape at = shape;
+  at.batch = fewer;
+  ASSIGN_OR_RETURN(ModelProfile low, ProfileUnitKinds(model, at, options));
+  at.batch = fewer + 1;
+  ASSIGN_OR_RETURN(ModelProfile high, ProfileUnitKinds(model, at, options));
+  const ProfiledCosts below = CostsFromProfile(low, model);
+  ProfiledCosts costs = CostsFromProfile(high, model);
+  auto blend = [fraction](double low_s, double high_s) {
+    return low_s + fraction * (high_s - low_s);
+  };
+  for (size_t u = 0; u < costs.units.size(); ++u) {
+    UnitCost& unit = costs.units[u];
+    unit.forward_s = blend(below.units[u].forward_s, unit.forward_s);
+    unit.backward_s = blend(below.units[u].backward_s, unit.backward_s);
+    unit.recompute_s = blend(below.units[u].recompute_s, unit.recompute_s);
+    unit.optimizer_s = blend(below.units[u].optimizer_s, unit.optimizer_s);
+    costs.backward_input_s[u] = blend(below.backward_input_s[u], costs.backward_input_s[u]);
+    costs.backward_weight_s[u] = blend(below.backward_weight_s[u], costs.backward_weight_s[u]);
+  }
+  *profile = shape.batch == fewer ? std::move(low) : std::move(high);
+  return costs;
+}
+
 std::string FormatPassTime(double seconds) {
   char text[32];
   if (seconds < 1e-3) {

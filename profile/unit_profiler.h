@@ -107,6 +107,17 @@ struct ProfiledCosts {
 ProfiledCosts CostsFromProfile(const ModelProfile& profile, const config::ModelConfig& model,
                                int optimizer_bytes_per_parameter = 8);
 
+// The costs at a fractional mean of `mean_rows` rows per micro-batch (MicroBatchShape): a unit's
+// time grows with its rows, and rounding a mean of 3.48 rows to 3 would leave 14 % of the work
+// out. When the mean lies strictly between two whole counts, both are profiled and every time is
+// interpolated linearly between them (bytes are the larger count's, an upper bound); otherwise
+// this is ProfileUnitKinds at `shape` then CostsFromProfile. `profile` receives the measurement
+// at shape.batch rows (the rounded mean), for the table and profile.json.
+StatusOr<ProfiledCosts> ProfileCostsAtMeanRows(const config::ModelConfig& model,
+                                               const ProfileShape& shape, double mean_rows,
+                                               const UnitProfileOptions& options,
+                                               ModelProfile* profile);
+
 // The measurement table: one row per unit kind.
 std::string FormatModelProfile(const ModelProfile& profile);
 // profile.json: shape, settings and every measurement (seconds, bytes), indented.

@@ -172,6 +172,37 @@ TEST(CostsFromProfileTest, EveryUnitGetsItsKindsMeasurement) {
   EXPECT_EQ(costs.units[3].backward_s, costs.units[5].backward_s);  // decoder layers 0 and 2
 }
 
+// A fractional mean of rows is profiled at both neighbouring counts: bytes are the larger
+// count's, every time is positive; a whole mean profiles once, at that count.
+TEST(CostsFromProfileTest, FractionalMeanRowsProfilesBothNeighbours) {
+  const config::ModelConfig model = TinyModel();
+  UnitProfileOptions options;
+  options.warmup = 1;
+  options.repetitions = 3;
+  options.recompute = Recompute::kFull;
+  const ProfileShape three_rows{3, 10, 8};
+  ModelProfile rounded;
+  const StatusOr<ProfiledCosts> costs =
+      ProfileCostsAtMeanRows(model, three_rows, 2.5, options, &rounded);
+  ASSERT_TRUE(costs.ok()) << costs.status();
+  EXPECT_EQ(rounded.shape.batch, 3);
+  const ProfiledCosts at_four = CostsFromProfile(ProfileTiny(model, Recompute::kFull), model);
+  const ProfiledCosts at_rounded = CostsFromProfile(rounded, model);
+  ASSERT_EQ(costs->units.size(), at_four.units.size());
+  for (size_t u = 0; u < costs->units.size(); ++u) {
+    EXPECT_EQ(costs->units[u].activation_bytes, at_rounded.units[u].activation_bytes);
+    EXPECT_GT(costs->units[u].forward_s, 0);
+    EXPECT_GT(costs->units[u].backward_s, 0);
+    EXPECT_GT(costs->backward_input_s[u], 0);
+    EXPECT_GT(costs->backward_weight_s[u], 0);
+  }
+  ModelProfile whole;
+  ASSERT_TRUE(ProfileCostsAtMeanRows(model, {4, 10, 8}, 4.0, options, &whole).ok());
+  EXPECT_EQ(whole.shape.batch, 4);
+  // Bytes come from the larger neighbour of 2.5, 3 rows: less than at 4 rows.
+  EXPECT_LT(costs->units[1].input_bytes, at_four.units[1].input_bytes);
+}
+
 // Equal units (F 1, fused backward 2 = B-input 1 + W 1) for exact schedule arithmetic.
 ProfiledCosts UniformCosts(int units) {
   ProfiledCosts costs;
