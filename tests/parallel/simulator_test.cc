@@ -140,6 +140,15 @@ TEST(PipelineSimulatorTest, ZeroBubbleH2AndVRunEverywhereWithinTheirMemory) {
   }
 }
 
+// Unit passes plus a send latency, an all-reduce and an optimizer step.
+SimulationCosts LatencyReduceAndStepCosts() {
+  SimulationCosts costs;
+  costs.send_latency_s = 0.5;
+  costs.reduce_s = 0.25;
+  costs.optimizer_s = {0.125};
+  return costs;
+}
+
 // `steps` consecutive steps of the schedule under StageShareCosts; fails the test on any error.
 IterationsSimulation SimulateSteps(ScheduleKind kind, int p, int m, int steps,
                                    bool post_validation) {
@@ -233,10 +242,7 @@ TEST(SimulateIterationsTest, ZeroBubbleH2SteadyStateIdlesOnlyWhileRankZeroLacksF
 
 TEST(SimulateIterationsTest, PostValidatedReductionDoesNotWaitForTheOtherRanks) {
   const Ranks ranks = *BuildAllSchedules(ScheduleKind::kOneFOneB, {.stages = 2});
-  SimulationCosts costs;
-  costs.send_latency_s = 0.5;
-  costs.reduce_s = 0.25;
-  costs.optimizer_s = {0.125};
+  const SimulationCosts costs = LatencyReduceAndStepCosts();
   const ChunkPlacement placement = ChunkPlacement::Looped(2, 1);
   // F0 on rank 0 [0, 1], activation lands at 1.5, F0 + B0 on rank 1 [1.5, 4.5], its gradient
   // sent at 5: rank 1 reduces [5, 5.25] and steps until 5.375 without waiting for rank 0, whose
@@ -323,10 +329,7 @@ TEST(PipelineSimulatorTest, SendsBlockUntilTheReceiverPosts) {
 
 TEST(PipelineSimulatorTest, CountsLatencyReductionAndOptimizerStep) {
   const Ranks ranks = *BuildAllSchedules(ScheduleKind::kOneFOneB, {.stages = 2});
-  SimulationCosts costs;
-  costs.send_latency_s = 0.5;
-  costs.reduce_s = 0.25;
-  costs.optimizer_s = {0.125};
+  const SimulationCosts costs = LatencyReduceAndStepCosts();
   const StatusOr<Simulation> simulation = Simulate(ranks, costs);
   ASSERT_TRUE(simulation.ok()) << simulation.status();
   // F0 on rank 0 [0, 1], activation lands at 1.5, F0 + B0 on rank 1 [1.5, 4.5], gradient lands
