@@ -66,9 +66,10 @@ enum class ScheduleKind {
 };
 
 // How long each pass of one model chunk and micro-batch takes, in whole time units, relative to
-// each other. Schedules that place passes by time (ZB-H2 and ZB-V by list scheduling, every
-// B/W-split schedule's transfer posting) build their order in this timeline; the fixed patterns
-// (GPipe, 1F1B, interleaved, ZB-H1) do not depend on it. A fused backward takes
+// each other. Schedules that place passes by time (ZB-V by list scheduling, ZB-H2 by choosing
+// between its parallelogram and the list scheduler's order, every B/W-split schedule's transfer
+// posting) build their order in this timeline; the fixed patterns (GPipe, 1F1B, interleaved,
+// ZB-H1) do not depend on it. A fused backward takes
 // backward_input + weight. All ranks must use the same costs (trainer set-up derives them from
 // the config: PassCostsOf in pipeline_trainer.h).
 struct PassCosts {
