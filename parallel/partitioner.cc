@@ -259,16 +259,17 @@ StatusOr<PartitionPlan> PartitionUnits(const std::vector<UnitCost>& units,
   ASSIGN_OR_RETURN(const std::vector<int> held,
                    PeakActivationsPerChunk(options.schedule, schedule));
   ASSIGN_OR_RETURN(const ChunkPlacement placement, PlacementOf(options.schedule, schedule));
-  if (!options.segment_units.empty()) {
-    return GivenSplit(units, placement, held, options.segment_units, options.memory_limit_bytes);
-  }
-  return PartitionChunks(units, placement, held, options.memory_limit_bytes);
+  return PartitionChunks(units, placement, held, options.memory_limit_bytes,
+                         options.segment_units);
 }
 
 StatusOr<PartitionPlan> PartitionChunks(const std::vector<UnitCost>& units,
                                         const ChunkPlacement& placement,
-                                        const std::vector<int>& held,
-                                        int64_t memory_limit_bytes) {
+                                        const std::vector<int>& held, int64_t memory_limit_bytes,
+                                        const std::vector<int>& segment_units) {
+  if (!segment_units.empty()) {
+    return GivenSplit(units, placement, held, segment_units, memory_limit_bytes);
+  }
   if (held.size() != static_cast<size_t>(placement.num_chunks())) {
     return InvalidArgument("peak activations for " + std::to_string(held.size()) +
                            " chunks, the placement has " +

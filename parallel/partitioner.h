@@ -72,11 +72,13 @@ struct PartitionOptions {
 // and local chunks from its placement.
 StatusOr<PartitionPlan> PartitionUnits(const std::vector<UnitCost>& units,
                                        const PartitionOptions& options);
-// The same for a given placement and peak activations per model chunk (a schedule from a file).
+// The same for a given placement and peak activations per model chunk (a schedule from a file,
+// or one already built); `segment_units`, when not empty, is the split to take as given.
 StatusOr<PartitionPlan> PartitionChunks(const std::vector<UnitCost>& units,
                                         const ChunkPlacement& placement,
                                         const std::vector<int>& held,
-                                        int64_t memory_limit_bytes);
+                                        int64_t memory_limit_bytes,
+                                        const std::vector<int>& segment_units = {});
 
 // One line per segment: rank, chunk, [first, end), first..last unit names, time, memory,
 // activations held, % of the slowest.

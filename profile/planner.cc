@@ -56,19 +56,15 @@ class SplitEvaluator {
         v_(v),
         options_(options),
         actions_(std::move(actions)),
-        placement_(std::move(placement)) {}
+        placement_(std::move(placement)),
+        held_(PeakActivationsPerChunk(actions_, placement_)) {}
 
   // The choice for `segment_units`, or nullopt when the split is not valid for the schedule.
   std::optional<PlanChoice> Evaluate(const std::vector<int>& segment_units,
                                      const std::string& seed) {
-    PartitionOptions partition;
-    partition.stages = options_.ranks;
-    partition.virtual_chunks = v_;
-    partition.micro_batches = costs_.micro_batches;
-    partition.schedule = kind_;
-    partition.pass_costs = options_.pass_costs;
-    partition.segment_units = segment_units;  // no limit here: the planner compares rank totals
-    StatusOr<PartitionPlan> plan = PartitionUnits(costs_.costs.units, partition);
+    // No limit here: the planner compares rank totals.
+    StatusOr<PartitionPlan> plan = PartitionChunks(costs_.costs.units, placement_, held_,
+                                                   /*memory_limit_bytes=*/0, segment_units);
     if (!plan.ok()) return std::nullopt;
     SimulationCosts simulation_costs = ChunkCosts(*plan, costs_.costs, costs_.send_s);
     simulation_costs.cores = options_.cores;
@@ -107,6 +103,7 @@ class SplitEvaluator {
   const PlannerOptions& options_;
   std::vector<std::vector<Action>> actions_;
   ChunkPlacement placement_;
+  std::vector<int> held_;  // peak activations per model chunk of actions_
   int simulated_ = 0;
 };
 
