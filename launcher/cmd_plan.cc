@@ -160,10 +160,18 @@ Status RunPlanCommand(const CommandLine& command_line) {
                                                          options, &profile));
     const double message_bytes = static_cast<double>(BoundaryMessageBytes(model, shape.shape));
     costs.send_s = FLAGS_latency_us * 1e-6 + message_bytes / (FLAGS_bandwidth_gbps * 1e9);
+    const StepShape measured{
+        .rows = shape.mean_rows > 0 ? shape.mean_rows : static_cast<double>(shape.shape.batch),
+        .source_len = shape.shape.source_len,
+        .target_len = shape.shape.target_len};
+    for (const StepShape& step : shape.sampled_steps) {
+      costs.step_costs.push_back(ScaledToStep(costs.costs, model, measured, step));
+    }
     char line[160];
     std::snprintf(
-        line, sizeof(line), "  m=%d: micro-batch B=%.2f S=%lld T=%lld (mean rows), measured in %.1f s\n",
-        m, shape.mean_rows > 0 ? shape.mean_rows : static_cast<double>(shape.shape.batch),
+        line, sizeof(line),
+        "  m=%d: micro-batch B=%.2f S=%lld T=%lld (work-weighted mean), measured in %.1f s\n", m,
+        shape.mean_rows > 0 ? shape.mean_rows : static_cast<double>(shape.shape.batch),
         static_cast<long long>(shape.shape.source_len),
         static_cast<long long>(shape.shape.target_len), Seconds(start));
     std::cout << line << std::flush;
@@ -189,7 +197,12 @@ Status RunPlanCommand(const CommandLine& command_line) {
             << FormatPartition(best.plan, best_costs->costs.units);
   // Busy time is what a rank's CPU time per step should come to (waits sleep): a check of the
   // costs that holds on a loaded machine, where wall-clock steps measure CPU shares.
-  std::cout << "predicted per step: " << FormatPassTime(best.step_s) << "; busy per rank:";
+  std::cout << "predicted per step: " << FormatPassTime(best.data_step_s);
+  if (!best_costs->step_costs.empty()) {
+    std::cout << " (mean over " << best_costs->step_costs.size() << " steps of the data; "
+              << FormatPassTime(best.step_s) << " at the mean micro-batch)";
+  }
+  std::cout << "; busy per rank at the mean micro-batch:";
   for (const RankTimeline& rank : best.simulation.ranks) {
     std::cout << " " << FormatPassTime(rank.busy_s);
   }

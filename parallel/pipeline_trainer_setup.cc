@@ -3,6 +3,7 @@
 
 #include "configs/stage_units.h"
 #include "parallel/cost_model.h"
+#include "parallel/cost_model_config.h"
 #include "parallel/pipeline_trainer.h"
 #include "parallel/schedule_file.h"
 #include "parallel/validate.h"
@@ -20,29 +21,6 @@ CostModelOptions::Recompute CostRecompute(const config::ParallelConfig& parallel
     default:
       return CostModelOptions::Recompute::kNone;
   }
-}
-
-ModelShape ShapeOf(const config::ModelConfig& model) {
-  ModelShape shape;
-  switch (model.architecture()) {
-    case config::ModelConfig::ENCODER_ONLY:
-      shape.arch = ModelShape::Arch::kEncoderOnly;
-      break;
-    case config::ModelConfig::DECODER_ONLY:
-      shape.arch = ModelShape::Arch::kDecoderOnly;
-      break;
-    default:
-      shape.arch = ModelShape::Arch::kEncoderDecoder;
-  }
-  shape.encoder_layers = model.encoder_layers();
-  shape.decoder_layers = model.decoder_layers();
-  shape.d_model = model.d_model();
-  shape.heads = model.heads();
-  shape.ffn_dim = model.ffn_dim();
-  shape.vocab = model.vocab_size();
-  shape.tied = model.tied_embeddings();
-  shape.pre_ln = model.norm() == config::ModelConfig::PRELN;
-  return shape;
 }
 
 // What the engine supports; the schedule must exist for (p, m, v).
@@ -118,7 +96,7 @@ StatusOr<PartitionPlan> PlanPartition(const config::RunConfig& config) {
       std::max<int64_t>(1, data.max_tokens_per_batch() / (costs.source_len + costs.target_len));
   costs.dtype_bytes = 4;
   costs.recompute = CostRecompute(parallel);
-  const std::vector<UnitCost> units = EstimateUnitCosts(ShapeOf(config.model()), costs);
+  const std::vector<UnitCost> units = EstimateUnitCosts(ModelShapeOf(config.model()), costs);
   const size_t expected = DescribeUnits(config.model()).size();
   if (units.size() != expected) {
     return Internal("the cost model lists " + std::to_string(units.size()) +

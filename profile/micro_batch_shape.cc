@@ -31,7 +31,8 @@ MicroBatchShape MeanMicroBatchShape(const config::RunConfig& config) {
   if (!plan.ok() || plan->empty()) return result;
   const int64_t parts = int64_t{std::max(1, config.parallel().micro_batches())} *
                         std::max(1, config.parallel().data_parallel());
-  double rows = 0, source_len = 0, target_len = 0;
+  // Means over the batches of b·S, b·S², b·T and b·T² (b = rows per micro-batch).
+  double bs = 0, bss = 0, bt = 0, btt = 0;
   int64_t fewest_rows = static_cast<int64_t>((*plan)[0].size());
   for (const std::vector<int64_t>& batch : *plan) {
     int32_t longest_source = 1, longest_target = 1;
@@ -39,18 +40,37 @@ MicroBatchShape MeanMicroBatchShape(const config::RunConfig& config) {
       longest_source = std::max(longest_source, source_lengths[e]);
       longest_target = std::max(longest_target, target_lengths[e]);
     }
-    rows += static_cast<double>(batch.size()) / static_cast<double>(parts);
+    const double b = static_cast<double>(batch.size()) / static_cast<double>(parts);
+    const double s = longest_source, t = longest_target;
+    bs += b * s;
+    bss += b * s * s;
+    bt += b * t;
+    btt += b * t * t;
     fewest_rows = std::min(fewest_rows, static_cast<int64_t>(batch.size()));
-    source_len += longest_source;
-    target_len += longest_target;
   }
-  const double batches = static_cast<double>(plan->size());
-  result.mean_rows = rows / batches;
+  // Rows b* and length S* with b*·S* = E[b·S] and b*·S*² = E[b·S²]: S* = E[b·S²] / E[b·S],
+  // b* = E[b·S] / S*; the same for T; the rows are the mean of the two b*.
+  const double source = bss / bs, target = btt / bt;
+  result.mean_rows = 0.5 * (bs / source + bt / target) / static_cast<double>(plan->size());
+  result.mean_source_tokens = bs / static_cast<double>(plan->size());
+  result.mean_target_tokens = bt / static_cast<double>(plan->size());
   shape.batch = std::max<int64_t>(1, std::llround(result.mean_rows));
-  shape.source_len = std::max<int64_t>(1, std::llround(source_len / batches));
-  shape.target_len = std::max<int64_t>(1, std::llround(target_len / batches));
+  shape.source_len = std::max<int64_t>(1, std::llround(source));
+  shape.target_len = std::max<int64_t>(1, std::llround(target));
   result.fewest_rows = fewest_rows;
-  result.source = "the mean padded micro-batch of " + std::to_string(plan->size()) +
+  const size_t count = std::min(plan->size(), static_cast<size_t>(kSampledSteps));
+  for (size_t i = 0; i < count; ++i) {
+    const std::vector<int64_t>& batch = (*plan)[i * plan->size() / count];
+    StepShape step{.rows = static_cast<double>(batch.size()) / static_cast<double>(parts),
+                   .source_len = 1,
+                   .target_len = 1};
+    for (const int64_t e : batch) {
+      step.source_len = std::max<int64_t>(step.source_len, source_lengths[e]);
+      step.target_len = std::max<int64_t>(step.target_len, target_lengths[e]);
+    }
+    result.sampled_steps.push_back(step);
+  }
+  result.source = "the work-weighted mean micro-batch of " + std::to_string(plan->size()) +
                   " training batches in " + TrainShardPath(config);
   return result;
 }

@@ -13,7 +13,10 @@
 // 3. every split is simulated (prediction.h's ChunkCosts and the schedule simulator); a split whose
 //    fullest rank (static bytes + held activations, as the partitioner counts them) is over the
 //    limit is excluded.
-// Choices are ranked by predicted step time (to the nanosecond), then lower peak memory, then the
+// 4. each combination's best split is simulated again at every sampled step of the data
+//    (PlanCosts::step_costs) and its predicted step is the mean over them (data_step_s).
+// Choices are ranked by data_step_s, then the step at the mean micro-batch (both to the
+// nanosecond), then lower peak memory, then the
 // schedule's place in the list, fewer micro-batches, fewer chunks per rank, and the split's unit
 // counts (lexicographic): equal inputs always give the same order.
 #pragma once
@@ -36,6 +39,9 @@ struct PlanCosts {
   int micro_batches = 1;
   ProfiledCosts costs;
   double send_s = 0.0;  // one boundary message at this micro-batch shape
+  // `costs` scaled to sampled steps of the data (prediction.h's ScaledToStep); empty = predict
+  // at the mean micro-batch only.
+  std::vector<ProfiledCosts> step_costs;
 };
 
 struct PlannerOptions {
@@ -58,8 +64,11 @@ struct PlanChoice {
   std::string seed;                // where the split came from: "min-max", "embedding alone", ...
   PartitionPlan plan;
   Simulation simulation;
-  double step_s = 0.0;
+  double step_s = 0.0;  // simulated at the mean micro-batch
   double bubble = 0.0;
+  // The mean simulated step over PlanCosts::step_costs (step_s without them): steps whose shapes
+  // load the ranks unevenly wait longer than the mean shape shows.
+  double data_step_s = 0.0;
   std::vector<int64_t> rank_bytes;  // per rank: its chunks' static bytes + held activations
   int64_t peak_rank_bytes = 0;
 };

@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "parallel/cost_model.h"
+#include "parallel/cost_model_config.h"
+
 namespace deepnet {
 
 int64_t BoundaryMessageBytes(const config::ModelConfig& model, const ProfileShape& shape) {
@@ -131,6 +134,34 @@ std::string FormatPredictions(const std::vector<SchedulePrediction>& predictions
     text += line;
   }
   return text;
+}
+
+ProfiledCosts ScaledToStep(const ProfiledCosts& costs, const config::ModelConfig& model,
+                           const StepShape& measured, const StepShape& step) {
+  // FLOPs are linear in rows: the model is evaluated at one row and scaled by the rows.
+  auto flops_per_row = [&](const StepShape& shape) {
+    CostModelOptions options;
+    options.batch = 1;
+    options.source_len = shape.source_len;
+    options.target_len = shape.target_len;
+    options.flops_per_s = 1.0;
+    return EstimateUnitCosts(ModelShapeOf(model), options);
+  };
+  const std::vector<UnitCost> at_measured = flops_per_row(measured);
+  const std::vector<UnitCost> at_step = flops_per_row(step);
+  ProfiledCosts scaled = costs;
+  if (at_measured.size() != costs.units.size() || measured.rows <= 0.0) return scaled;
+  for (size_t u = 0; u < scaled.units.size(); ++u) {
+    const double reference = measured.rows * at_measured[u].forward_s;
+    const double ratio = reference > 0.0 ? step.rows * at_step[u].forward_s / reference : 1.0;
+    UnitCost& unit = scaled.units[u];
+    unit.forward_s *= ratio;
+    unit.backward_s *= ratio;
+    unit.recompute_s *= ratio;
+    scaled.backward_input_s[u] *= ratio;
+    scaled.backward_weight_s[u] *= ratio;
+  }
+  return scaled;
 }
 
 ProfiledCosts WithInputOnlyBackward(const ProfiledCosts& costs) {

@@ -13,6 +13,7 @@
 #include "parallel/partitioner.h"
 #include "parallel/schedule.h"
 #include "parallel/simulator.h"
+#include "profile/micro_batch_shape.h"
 #include "profile/unit_profiler.h"
 #include "runtime/status.h"
 
@@ -24,7 +25,7 @@ struct PredictionOptions {
   int interleaved_chunks = 2;      // v for the interleaved schedule (others use 1)
   int64_t memory_limit_bytes = 0;  // per rank; 0 = no limit
   double send_s = 0.0;             // one activation or gradient message between stages
-  int cores = 0;  // compute slots all ranks share (CPU ranks on one node); 0 = one per rank
+  int cores = 0;         // compute slots all ranks share (CPU ranks on one node); 0 = one per rank
   PassCosts pass_costs;  // the schedules are built with these (PassCostsOf of the run's config)
 };
 
@@ -58,6 +59,14 @@ std::vector<SchedulePrediction> PredictAllSchedules(const ProfiledCosts& costs,
 // running all m micro-batches.
 std::string FormatPredictions(const std::vector<SchedulePrediction>& predictions,
                               const ProfiledCosts& costs, int micro_batches);
+
+// `costs` measured at `measured` (rows may be fractional: ProfileCostsAtMeanRows), scaled unit by
+// unit to the shape of `step`: every pass time × the unit's analytic forward FLOPs at the step
+// over those at `measured` (parallel/cost_model.h: linear in rows, with the attention terms in
+// length²), so a step of long sources weighs on the encoder and one of long targets on the
+// decoder. Bytes and optimizer times are per step, not per shape, and stay as they are.
+ProfiledCosts ScaledToStep(const ProfiledCosts& costs, const config::ModelConfig& model,
+                           const StepShape& measured, const StepShape& step);
 
 // The B pass as it would cost with an input-only linear backward: backward − W per unit (the
 // measured B also computes each dW into a throw-away buffer today).

@@ -61,6 +61,10 @@ class PlanCommandTest(unittest.TestCase):
         self.assertEqual(len(rows), 5)  # --top
         steps = [float(re.search(r"([0-9.]+) (ms|us|s) ", row).group(1)) for row in rows]
         self.assertTrue(all(step > 0 for step in steps))
+        # The chosen split simulated at every sampled step of the data as well as at the mean.
+        self.assertRegex(out, r"predicted per step: [0-9.]+ (ms|us|s) \(mean over \d+ steps of the "
+                              r"data; [0-9.]+ (ms|us|s) at the mean micro-batch\)")
+        self.assertIn("(work-weighted mean)", out)
         self.assertIn("plan: [1/", self.result.stderr)  # progress, one line per combination
         self.assertIn("zb-v m=2", self.result.stderr)  # every listed schedule is searched
 

@@ -146,6 +146,58 @@ TEST(PlannerTest, TiesBreakByMemoryThenScheduleOrder) {
   EXPECT_EQ(with_memory->choices[0].kind, ScheduleKind::kOneFOneB);
 }
 
+// Scales every unit's times by `scale[u]` (the data's steps as ScaledToStep would give them).
+ProfiledCosts Scaled(const ProfiledCosts& costs, const std::vector<double>& scale) {
+  ProfiledCosts scaled = costs;
+  for (size_t u = 0; u < scale.size(); ++u) {
+    scaled.units[u].forward_s *= scale[u];
+    scaled.units[u].backward_s *= scale[u];
+    scaled.backward_input_s[u] *= scale[u];
+    scaled.backward_weight_s[u] *= scale[u];
+  }
+  return scaled;
+}
+
+TEST(PlannerTest, StepsOfTheDataAreSimulatedOneByOne) {
+  // Four units of F = 1 (B = 2) on p = 2, m = 2 under 1F1B. At the mean, split {2, 2} (stage
+  // F = 2, B = 4) ends at 18, tied with {3, 1}; the split order picks {2, 2}. The data's two steps
+  // load the halves 1.5x and 0.5x in turn (their mean is the mean shape). Front-heavy, stage 0
+  // F = 3, B = 6 beside F = 1, B = 2: F0 0-3, F1 3-6, stage 1 F0 3-4, B0 4-6, then stage 0 B0
+  // 6-12, B1 12-18: 18. Back-heavy: stage 0 F0 0-1, F1 1-2; stage 1 F0 1-4, B0 4-10, F1 10-13,
+  // B1 13-19; stage 0 B0 10-12, B1 19-21: 21. Mean 19.5, longer than the 18 at the mean.
+  PlanCosts costs = Units({1, 1, 1, 1}, 2);
+  const PlannerOptions options = Options(2, {ScheduleKind::kOneFOneB});
+  const StatusOr<PlanSearch> mean_only = SearchPlans({costs}, options);
+  ASSERT_TRUE(mean_only.ok()) << mean_only.status();
+  EXPECT_EQ(mean_only->choices.front().segment_units, (std::vector<int>{2, 2}));
+  EXPECT_DOUBLE_EQ(mean_only->choices.front().step_s, 18.0);
+  EXPECT_DOUBLE_EQ(mean_only->choices.front().data_step_s, 18.0);  // no steps: the mean
+
+  costs.step_costs = {costs.costs, costs.costs};  // steps like the mean: the same prediction
+  const StatusOr<PlanSearch> same = SearchPlans({costs}, options);
+  ASSERT_TRUE(same.ok());
+  EXPECT_DOUBLE_EQ(same->choices.front().data_step_s, 18.0);
+
+  costs.step_costs = {Scaled(costs.costs, {1.5, 1.5, 0.5, 0.5}),
+                      Scaled(costs.costs, {0.5, 0.5, 1.5, 1.5})};
+  const StatusOr<PlanSearch> uneven = SearchPlans({costs}, options);
+  ASSERT_TRUE(uneven.ok());
+  const PlanChoice& best = uneven->choices.front();
+  EXPECT_EQ(best.segment_units, (std::vector<int>{2, 2}));  // the split is searched at the mean
+  EXPECT_DOUBLE_EQ(best.step_s, 18.0);
+  EXPECT_DOUBLE_EQ(best.data_step_s, 19.5);
+}
+
+TEST(PlannerTest, DataStepRanksBeforeTheStepAtTheMean) {
+  PlanChoice a, b;
+  a.step_s = 1.0;
+  a.data_step_s = 2.0;
+  b.step_s = 1.5;
+  b.data_step_s = 1.8;
+  EXPECT_TRUE(RanksBefore(b, a, {ScheduleKind::kOneFOneB}));
+  EXPECT_FALSE(RanksBefore(a, b, {ScheduleKind::kOneFOneB}));
+}
+
 TEST(PlannerTest, ImpossibleCombinationsAreSkippedWithTheReason) {
   // Interleaved needs m a multiple of p or m <= p: p = 2, m = 3 has no such schedule.
   PlannerOptions options = Options(2, {ScheduleKind::kInterleaved1F1B, ScheduleKind::kOneFOneB});

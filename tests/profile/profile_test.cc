@@ -3,14 +3,19 @@
 // cannot read), costs for every unit, predictions that obey the schedule algebra.
 // Letters: B batch, S source length, T target length, p stages, m micro-batches.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cmath>
+#include <filesystem>
 #include <optional>
 #include <string>
 
 #include "kernels/strict/strict_backend.h"
 #include "model/model.h"
+#include "profile/micro_batch_shape.h"
 #include "profile/prediction.h"
 #include "profile/unit_profiler.h"
+#include "text/shard.h"
 
 namespace deepnet {
 namespace {
@@ -295,6 +300,81 @@ TEST(PredictionTest, InputOnlyBackwardIsBackwardMinusWeight) {
   EXPECT_DOUBLE_EQ(ideal.backward_input_s[0], 1.0);
   EXPECT_DOUBLE_EQ(ideal.backward_weight_s[1], 1.0);
   EXPECT_DOUBLE_EQ(ideal.units[0].backward_s, 2.0);
+}
+
+// ScaledToStep: the measured shape gives the costs back; twice the rows, twice every time; a
+// longer source weighs on the encoder layers more than on the decoder's (only its
+// cross-attention reads the source); bytes and optimizer times stay.
+TEST(PredictionTest, ScaledToStepFollowsTheWorkOfEachUnit) {
+  const config::ModelConfig model = TinyModel();
+  const ProfiledCosts costs = CostsFromProfile(ProfileTiny(model, Recompute::kFull), model);
+  const StepShape measured{.rows = 4, .source_len = 10, .target_len = 8};
+  const ProfiledCosts same = ScaledToStep(costs, model, measured, measured);
+  for (size_t u = 0; u < costs.units.size(); ++u) {
+    EXPECT_DOUBLE_EQ(same.units[u].forward_s, costs.units[u].forward_s) << u;
+    EXPECT_DOUBLE_EQ(same.backward_weight_s[u], costs.backward_weight_s[u]) << u;
+  }
+  const ProfiledCosts doubled =
+      ScaledToStep(costs, model, measured, {.rows = 8, .source_len = 10, .target_len = 8});
+  for (size_t u = 0; u < costs.units.size(); ++u) {
+    EXPECT_NEAR(doubled.units[u].forward_s, 2 * costs.units[u].forward_s, 1e-15) << u;
+    EXPECT_NEAR(doubled.units[u].backward_s, 2 * costs.units[u].backward_s, 1e-15) << u;
+    EXPECT_NEAR(doubled.units[u].recompute_s, 2 * costs.units[u].recompute_s, 1e-15) << u;
+    EXPECT_NEAR(doubled.backward_input_s[u], 2 * costs.backward_input_s[u], 1e-15) << u;
+    EXPECT_EQ(doubled.units[u].activation_bytes, costs.units[u].activation_bytes) << u;
+    EXPECT_EQ(doubled.units[u].optimizer_s, costs.units[u].optimizer_s) << u;
+  }
+  // Units: embedding, encoder 0-1, decoder 0-2, output.
+  const ProfiledCosts long_source =
+      ScaledToStep(costs, model, measured, {.rows = 4, .source_len = 20, .target_len = 8});
+  const double encoder = long_source.units[1].forward_s / costs.units[1].forward_s;
+  const double decoder = long_source.units[3].forward_s / costs.units[3].forward_s;
+  EXPECT_GT(encoder, 2.0);  // twice the tokens, and attention over twice the length
+  EXPECT_GT(decoder, 1.0);
+  EXPECT_LT(decoder, encoder);
+  EXPECT_DOUBLE_EQ(long_source.units.back().forward_s, costs.units.back().forward_s);  // T only
+}
+
+// The work-weighted shape of a shard of short and long sentences (lengths 5..60): its rows ×
+// lengths match the epoch's mean tokens, which mean rows × mean length overstates (long rows come
+// in batches of few), its lengths are E[b·L²] / E[b·L], and the sampled steps are the batches
+// themselves when there are at most kSampledSteps of them.
+TEST(MicroBatchShapeTest, WorkWeightedMeanAndSampledSteps) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
+                                    ("micro_batch_shape_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  ShardWriter writer(40, SpecialIds{});
+  for (int e = 0; e < 120; ++e) {
+    const int length = 5 + (e * 37) % 56;
+    std::vector<int32_t> source(length, 7), target(length / 2 + 3, 9);
+    source.back() = target.back() = SpecialIds{}.eos;
+    writer.Add(source, target);
+  }
+  ASSERT_TRUE(writer.Write((dir / "train.bin").string()).ok());
+  config::RunConfig config;
+  config.mutable_data()->set_data_dir(dir.string());
+  config.mutable_data()->set_max_tokens_per_batch(200);
+  config.mutable_parallel()->set_micro_batches(2);
+  const MicroBatchShape shape = MeanMicroBatchShape(config);
+  ASSERT_FALSE(shape.sampled_steps.empty()) << shape.source;
+  ASSERT_LE(shape.sampled_steps.size(), static_cast<size_t>(kSampledSteps));
+  double bs = 0, bss = 0, bt = 0, btt = 0, rows = 0, s = 0;
+  for (const StepShape& step : shape.sampled_steps) {
+    bs += step.rows * step.source_len;
+    bss += step.rows * step.source_len * step.source_len;
+    bt += step.rows * step.target_len;
+    btt += step.rows * step.target_len * step.target_len;
+    rows += step.rows;
+    s += step.source_len;
+  }
+  const double n = static_cast<double>(shape.sampled_steps.size());
+  EXPECT_NEAR(shape.mean_source_tokens, bs / n, 1e-9);
+  EXPECT_NEAR(shape.mean_target_tokens, bt / n, 1e-9);
+  EXPECT_EQ(shape.shape.source_len, std::llround(bss / bs));
+  EXPECT_EQ(shape.shape.target_len, std::llround(btt / bt));
+  EXPECT_NEAR(shape.mean_rows, 0.5 * (bs / (bss / bs) + bt / (btt / bt)) / n, 1e-9);
+  EXPECT_GT((rows / n) * (s / n), bs / n);  // mean rows × mean length overstates the tokens
+  std::filesystem::remove_all(dir);
 }
 
 TEST(PredictionTest, BoundaryMessageCarriesBothStreams) {
