@@ -6,10 +6,15 @@
 namespace deepnet {
 namespace {
 
-// Scratch that receives parameter-gradient accumulations an input-only call has to make because
-// the Backend's norm ops have no input-only variant; its contents are discarded.
-Tensor Scratch(const Backend& backend, const Tensor& like) {
-  return backend.Empty(like.shape(), like.dtype(), MemoryCategory::kWorkspace);
+// A norm's gamma or beta contribution held from B to W (the Backend's norm ops have no input-only
+// variant, so B computes it anyway), zeroed. The norm kernels sum their rows from +0 (never −0)
+// and then add the total to the gradient, so the kernel writing into this (+0 + total = total)
+// and W adding it to the gradient give the fused backward's bits, and W reads C numbers instead
+// of the norm's inputs again.
+Tensor HeldContribution(const Backend& backend, const Tensor& like) {
+  Tensor held = backend.Empty(like.shape(), like.dtype(), MemoryCategory::kWorkspace);
+  backend.Zero(held);
+  return held;
 }
 
 }  // namespace
@@ -41,13 +46,12 @@ void GradWork::DeepNorm(const Tensor* dx, const Tensor* dg, const Parameter& gam
                               alpha);
     return;
   }
-  backend_.DeepNormBackward(dx, dg, Scratch(backend_, gamma.grad), Scratch(backend_, beta.grad), dy,
-                            x, g, gamma.value, mean, rstd, alpha);
-  const Tensor dgamma = gamma.grad, dbeta = beta.grad, gamma_value = gamma.value;
-  pending_.push_back([this, dgamma, dbeta, gamma_value, dy, x, g, mean, rstd, alpha] {
-    backend_.DeepNormBackward(nullptr, nullptr, dgamma, dbeta, dy, x, g, gamma_value, mean, rstd,
-                              alpha);
-  });
+  const Tensor held_gamma = HeldContribution(backend_, gamma.grad);
+  const Tensor held_beta = HeldContribution(backend_, beta.grad);
+  backend_.DeepNormBackward(dx, dg, held_gamma, held_beta, dy, x, g, gamma.value, mean, rstd,
+                            alpha);
+  AddLater(gamma.grad, held_gamma);
+  AddLater(beta.grad, held_beta);
 }
 
 void GradWork::LayerNorm(const Tensor& dx, const Parameter& gamma, const Parameter& beta,
@@ -57,13 +61,11 @@ void GradWork::LayerNorm(const Tensor& dx, const Parameter& gamma, const Paramet
     backend_.LayerNormBackward(dx, gamma.grad, beta.grad, dy, x, gamma.value, mean, rstd);
     return;
   }
-  backend_.LayerNormBackward(dx, Scratch(backend_, gamma.grad), Scratch(backend_, beta.grad), dy, x,
-                             gamma.value, mean, rstd);
-  const Tensor dgamma = gamma.grad, dbeta = beta.grad, gamma_value = gamma.value;
-  pending_.push_back([this, dgamma, dbeta, gamma_value, dy, x, mean, rstd] {
-    // LayerNormBackward always writes dx: a throw-away buffer again.
-    backend_.LayerNormBackward(Scratch(backend_, x), dgamma, dbeta, dy, x, gamma_value, mean, rstd);
-  });
+  const Tensor held_gamma = HeldContribution(backend_, gamma.grad);
+  const Tensor held_beta = HeldContribution(backend_, beta.grad);
+  backend_.LayerNormBackward(dx, held_gamma, held_beta, dy, x, gamma.value, mean, rstd);
+  AddLater(gamma.grad, held_gamma);
+  AddLater(beta.grad, held_beta);
 }
 
 void GradWork::Embedding(const Parameter& table, const Tensor& tokens, const Tensor& dout,
@@ -77,6 +79,10 @@ void GradWork::Embedding(const Parameter& table, const Tensor& tokens, const Ten
   } else {
     scatter();
   }
+}
+
+void GradWork::AddLater(const Tensor& grad, const Tensor& held) {
+  pending_.push_back([this, grad, held] { backend_.Add(grad, grad, held); });
 }
 
 void GradWork::Run() {

@@ -19,8 +19,9 @@ namespace deepnet {
 // The parameter-gradient work of one backward pass. Immediate (Backward): each call runs its
 // kernel with the input gradient and the parameter gradients together. Deferred (BackwardInput):
 // each call computes only the input gradient now and records the call; Run() (BackwardWeight)
-// later issues the same kernel on the same tensors for the parameter gradients. Every parameter
-// gradient gets one contribution per unit and micro-batch, so both orders give the same bits.
+// later issues the same kernel on the same tensors for the parameter gradients (the norms instead
+// keep their gamma/beta sums from B, see unit_base.cc). Every parameter gradient gets one
+// contribution per unit and micro-batch, so both orders give the same bits.
 class GradWork final : public DeferredWeightGrads {
  public:
   GradWork(const Backend& backend, bool deferred) : backend_(backend), deferred_(deferred) {}
@@ -43,6 +44,9 @@ class GradWork final : public DeferredWeightGrads {
   void Run();
 
  private:
+  // W: grad += held (a norm's gamma or beta contribution computed in B).
+  void AddLater(const Tensor& grad, const Tensor& held);
+
   const Backend& backend_;
   bool deferred_;
   std::vector<std::function<void()>> pending_;

@@ -167,6 +167,77 @@ class GreedyTimeline {
   std::vector<std::vector<Step>> steps_;
 };
 
+// Whether `a` may run right after `b` instead of right before it on one rank: not two passes of
+// one kind on one chunk (each kind ascends by micro-batch, so gradients accumulate in the
+// single-process order), nor two passes of one micro-batch on one chunk (F, B, W in that order).
+bool MaySwap(const Action& a, const Action& b) {
+  if (a.chunk != b.chunk) return true;
+  return a.kind != b.kind && a.micro_batch != b.micro_batch;
+}
+
+// At most `cap` forwards not yet released by their W at any point of the rank's order.
+bool WithinCap(const std::vector<Step>& steps, int cap) {
+  int held = 0;
+  for (const Step& step : steps) {
+    for (const Action& action : step) {
+      if (action.kind == ActionKind::kForward && ++held > cap) return false;
+      if (action.kind == ActionKind::kBackwardWeight) --held;
+    }
+  }
+  return true;
+}
+
+// The simulated step of `ranks` posted by time, or −1 when it cannot run.
+double PostedEnd(const std::vector<std::vector<Step>>& ranks, const ScheduleOptions& options,
+                 const ChunkPlacement& placement) {
+  StatusOr<std::vector<std::vector<Action>>> posted = PostAtProducerTime(ranks, options, placement);
+  if (!posted.ok()) return -1.0;
+  StatusOr<Simulation> simulation =
+      Simulate(*posted, SimulationCostsOf(options.pass_costs), placement);
+  return simulation.ok() ? simulation->makespan_s : -1.0;
+}
+
+// Local search from the greedy order: move one pass up to kMaxShift places earlier or later on
+// its rank, keeping MaySwap with every pass it jumps and the rank's cap; keep a move when the
+// posted schedule ends strictly sooner under the pass costs; stop when no move helps or after
+// `budget` simulations. Deterministic (ranks, positions and shifts in order).
+void ImproveByMoves(std::vector<std::vector<Step>>& ranks, double& end,
+                    const ScheduleOptions& options, const ChunkPlacement& placement,
+                    const std::vector<int>& max_held, int budget) {
+  constexpr int kMaxShift = 12;
+  bool improved = true;
+  while (improved && budget > 0) {
+    improved = false;
+    for (size_t r = 0; r < ranks.size() && budget > 0; ++r) {
+      const int n = static_cast<int>(ranks[r].size());
+      for (int i = 0; i < n && budget > 0; ++i) {
+        for (const int direction : {-1, 1}) {
+          std::vector<Step> moved = ranks[r];
+          for (int shift = 1; shift <= kMaxShift && budget > 0; ++shift) {
+            const int from = i + (shift - 1) * direction, to = from + direction;
+            if (to < 0 || to >= n || moved[from].size() != 1 || moved[to].size() != 1) break;
+            if (!MaySwap(moved[from][0], moved[to][0])) break;
+            std::swap(moved[from], moved[to]);
+            if (!WithinCap(moved, max_held[r])) continue;
+            std::vector<std::vector<Step>> candidate = ranks;
+            candidate[r] = moved;
+            --budget;
+            const double candidate_end = PostedEnd(candidate, options, placement);
+            if (candidate_end < 0 || candidate_end >= end - 1e-9) continue;
+            ranks = std::move(candidate);
+            end = candidate_end;
+            improved = true;
+            break;
+          }
+          if (improved) break;
+        }
+        if (improved) break;
+      }
+      if (improved) break;
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<std::vector<Step>> GreedyZeroBubbleSteps(const ScheduleOptions& options,
@@ -213,6 +284,12 @@ std::vector<std::vector<Step>> GreedyZeroBubbleSteps(const ScheduleOptions& opti
     }
   }
   CHECK_GE(best_end, 0) << "no greedy zero-bubble schedule within the activation caps";
+  // Then local search; its budget shrinks with the schedule's size (a simulation is linear in it).
+  constexpr int kActionBudget = 200000;
+  int actions = 0;
+  for (const auto& rank : best) actions += static_cast<int>(rank.size());
+  ImproveByMoves(best, best_end, options, placement, max_held,
+                 std::clamp(kActionBudget / std::max(actions, 1), 50, 4000));
   return best;
 }
 

@@ -2,7 +2,9 @@
 // recompute ≡ none (bit for bit), saved bytes() equal the allocator's activation delta, grad.enc
 // accumulation in the decoder, logits, evaluation mode and tied-gradient summation.
 #include <cmath>
+#include <cstring>
 
+#include "model/unit_base.h"
 #include "model/units.h"
 #include "tests/model/model_test_util.h"
 
@@ -146,6 +148,50 @@ int64_t CheckSavedBytes(Model& model, size_t i, const StepContext& ctx, const Mi
   saved.reset();
   EXPECT_EQ(LiveActivationBytes(), before - consumed) << model.units()[i]->name() << " leaks";
   return bytes;
+}
+
+// The norms' gamma/beta contributions, held from B to W, reach the gradients with the fused
+// backward's bits, down to the sign of zero: gradients that start at −0, dy = −0 (every product
+// −0 or +0) and a column whose normalized inputs are all positive (its products all −0).
+TEST(GradWork, DeferredNormGradientsEqualTheFusedOnesBitForBit) {
+  const Backend& cpu = CpuBackend();
+  constexpr int kRows = 3, kColumns = 4;
+  auto tensor = [](std::vector<float> values, Shape shape) {
+    Tensor t = Tensor::Empty(shape, DType::kF32, MemoryCategory::kOther);
+    std::copy(values.begin(), values.end(), t.data<float>());
+    return t;
+  };
+  const Tensor x = tensor({1, 2, 3, 9, -1, 0, 2, 7, 0.5, 0.25, 1, 4}, {kRows, kColumns});
+  const Tensor g = tensor({0.1f, -0.2f, 0.3f, 0.4f, 0, 0, 0.5f, 1, -1, 2, 0, 3}, {kRows, kColumns});
+  const Tensor gamma = tensor({1, 0.5f, 2, -1}, {kColumns});
+  const Tensor beta = tensor({0, 0, 0, 0}, {kColumns});
+  const Tensor y = tensor(std::vector<float>(kRows * kColumns), {kRows, kColumns});
+  const Tensor mean = tensor(std::vector<float>(kRows), {kRows});
+  const Tensor rstd = tensor(std::vector<float>(kRows), {kRows});
+  constexpr double kAlpha = 1.7;
+  cpu.DeepNormForward(y, mean, rstd, x, g, gamma, beta, kAlpha, 1e-5);
+  for (const float dy_value : {-0.0f, 0.25f}) {
+    const Tensor dy = tensor(std::vector<float>(kRows * kColumns, dy_value), {kRows, kColumns});
+    std::vector<std::vector<uint32_t>> bits;
+    for (const bool deferred : {false, true}) {
+      Parameter p_gamma{.name = "gamma",
+                        .value = gamma,
+                        .grad = tensor(std::vector<float>(kColumns, -0.0f), {kColumns})};
+      Parameter p_beta{.name = "beta",
+                       .value = beta,
+                       .grad = tensor(std::vector<float>(kColumns, -0.0f), {kColumns})};
+      const Tensor dx = tensor(std::vector<float>(kRows * kColumns), {kRows, kColumns});
+      GradWork work(cpu, deferred);
+      work.DeepNorm(&dx, nullptr, p_gamma, p_beta, dy, x, g, mean, rstd, kAlpha);
+      work.LayerNorm(dx, p_gamma, p_beta, dy, x, mean, rstd);
+      work.Run();
+      std::vector<uint32_t> grads(2 * kColumns);
+      std::memcpy(grads.data(), p_gamma.grad.data<float>(), kColumns * sizeof(float));
+      std::memcpy(grads.data() + kColumns, p_beta.grad.data<float>(), kColumns * sizeof(float));
+      bits.push_back(grads);
+    }
+    EXPECT_EQ(bits[0], bits[1]) << "dy = " << dy_value;
+  }
 }
 
 TEST(SavedActivations, BytesEqualAllocatorDelta) {
