@@ -154,6 +154,10 @@ int64_t ReplacedInputBytes(UnitKind kind, const Stream& embedded) {
   return 0;
 }
 
+// Rings at least this long time B and W by SweepSplitBackward; shorter ones (a unit kind that
+// occurs once, such as the embedding) keep RunRepetition's back-to-back times.
+constexpr int kMinSweptRing = 4;
+
 struct Samples {
   std::vector<double> forward, recompute, backward, backward_input, backward_weight;
   int64_t saved_bytes = 0;
@@ -217,6 +221,37 @@ void RunRepetition(Unit& unit, const StepContext& ctx, const MicroBatch& mb, con
   samples->saved_bytes = saved_bytes;
   samples->forward_peak = std::max(samples->forward_peak, forward_peak);
   samples->backward_peak = std::max(samples->backward_peak, backward_peak);
+}
+
+// B and W as a pipeline chunk runs them: the B pass of every unit of the ring (each after its
+// forward replay, as FULL recompute runs it), and only then the W pass of each. W then reads what
+// B recorded from memory, not cache: right after its own B, as RunRepetition times it, W took
+// 0.79 s per rank and step of the 1,000-layer config where training took 1.26 s
+// (parallel/README.md, "Pass costs"). `samples` null: a warm-up (the heap grows to hold every
+// record once, so the timed sweep does not pay first-touch page faults).
+void SweepSplitBackward(const std::vector<Unit*>& ring, const StepContext& ctx,
+                        const MicroBatch& mb, const Stream& input, const Stream& grad_template,
+                        Samples* samples) {
+  const Backend& backend = *ctx.backend;
+  DeviceTimer timer(backend);
+  std::vector<std::unique_ptr<DeferredWeightGrads>> deferred;
+  std::vector<Stream> grads;  // B's records reference them until W has run
+  for (Unit* unit : ring) {
+    Stream replay = input;
+    const std::unique_ptr<SavedActivations> saved = unit->Forward(ctx, mb, replay);
+    grads.push_back(CloneStream(grad_template, backend));
+    timer.Start();
+    deferred.push_back(unit->BackwardInput(ctx, mb, *saved, grads.back()));
+    const double input_s = timer.Seconds();
+    if (samples != nullptr) samples->backward_input.push_back(input_s);
+  }
+  for (size_t i = 0; i < ring.size(); ++i) {
+    timer.Start();
+    ring[i]->BackwardWeight(ctx, *deferred[i]);
+    const double weight_s = timer.Seconds();
+    if (samples != nullptr) samples->backward_weight.push_back(weight_s);
+    deferred[i].reset();
+  }
 }
 
 // Units [index, index + count) of one kind (layers of a kind are contiguous in the model), on
@@ -355,6 +390,12 @@ StatusOr<ModelProfile> ProfileUnitKinds(const config::ModelConfig& model, const 
     }
     for (int i = 0; i < options.repetitions; ++i) {
       RunRepetition(*ring[i % kind.ring], ctx, mb, input, grad_template, &samples);
+    }
+    if (kind.ring >= kMinSweptRing) {  // B and W over the ring, as a chunk runs them
+      samples.backward_input.clear();
+      samples.backward_weight.clear();
+      SweepSplitBackward(ring, ctx, mb, input, grad_template, nullptr);
+      SweepSplitBackward(ring, ctx, mb, input, grad_template, &samples);
     }
     ASSIGN_OR_RETURN(kind.optimizer,
                      TimeOptimizer(ring, options, backend, /*warmup=*/1, options.repetitions));

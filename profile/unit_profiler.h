@@ -12,8 +12,11 @@
 // calling thread's OpenMP team (CPU), or of the device's work (the backend is synchronised before
 // the clock is read at both ends of a timed region: GPU kernels are asynchronous). Repetitions
 // cycle through a ring of distinct units of the kind, large enough that weights and gradients come
-// from memory, not cache, as in a real stage; the warm-up touches every unit of the ring. Last, one
-// optimizer step over the ring is timed and divided by its size.
+// from memory, not cache, as in a real stage; the warm-up touches every unit of the ring. For
+// rings of 4 units or more, B and W are then timed as a pipeline chunk runs them instead: every
+// unit's B (after its forward replay) and only then every unit's W, so W reads B's records from
+// memory (once untimed, once timed; the median over the ring). Last, one optimizer step over the
+// ring is timed and divided by its size.
 //
 // Units, inputs and the optimizer live on `UnitProfileOptions::backend` (any device: cpu, cuda,
 // strict) in its compute dtype: inputs are made on the host and copied over, nothing on the device

@@ -152,6 +152,26 @@ TEST(UnitProfilerTest, StrictDeviceBf16HalvesActivationBytes) {
   EXPECT_NE(ModelProfileToJson(bf16).find("\"compute_dtype\": \"bf16\""), std::string::npos);
 }
 
+// Kinds with a ring of 4 units or more time B over the whole ring and only then W, as a pipeline
+// chunk runs them (SweepSplitBackward); also on the strict device, whose memory the host cannot
+// read. Shorter rings keep the back-to-back times.
+TEST(UnitProfilerTest, LongRingsTimeBAndWAsAChunkRunsThem) {
+  config::ModelConfig model = TinyModel();
+  model.set_encoder_layers(5);
+  for (const Backend* backend : {static_cast<const Backend*>(nullptr), &StrictBackend()}) {
+    const ModelProfile profile = ProfileTiny(model, Recompute::kFull, backend);
+    ASSERT_EQ(profile.kinds.size(), 4u);
+    const UnitKindProfile& encoder = profile.kinds[1];
+    ASSERT_EQ(encoder.kind, UnitKind::kEncoderLayer);
+    EXPECT_EQ(encoder.ring, 5);
+    for (const UnitKindProfile& kind : profile.kinds) {
+      SCOPED_TRACE(kind.unit_name);
+      EXPECT_GT(kind.backward_input.median_s, 0);
+      EXPECT_GT(kind.backward_weight.median_s, 0);
+    }
+  }
+}
+
 TEST(UnitProfilerTest, RejectsUnresolvedVocabulary) {
   config::ModelConfig model = TinyModel();
   model.set_vocab_size(0);
