@@ -166,14 +166,6 @@ Status RunProfileCommand(const CommandLine& command_line) {
             << FormatMiB(BoundaryMessageBytes(model, shape)) << " at " << FLAGS_bandwidth_gbps
             << " GB/s):\n"
             << FormatPredictions(predictions, costs, prediction.micro_batches);
-  const SchedulePrediction ideal =
-      PredictSchedule(WithInputOnlyBackward(costs), ScheduleKind::kZeroBubbleH1, prediction);
-  if (ideal.status.ok()) {
-    char bubble[16];
-    std::snprintf(bubble, sizeof(bubble), "%.1f%%", 100.0 * ideal.simulation.bubble_fraction);
-    std::cout << "zb-h1 with B = backward - W (an input-only linear backward): step "
-              << FormatPassTime(ideal.simulation.makespan_s) << ", bubble " << bubble << "\n";
-  }
 
   const std::string dir = FLAGS_out.empty() ? "runs/profile" : FLAGS_out;
   std::error_code error;

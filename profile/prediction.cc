@@ -164,15 +164,6 @@ ProfiledCosts ScaledToStep(const ProfiledCosts& costs, const config::ModelConfig
   return scaled;
 }
 
-ProfiledCosts WithInputOnlyBackward(const ProfiledCosts& costs) {
-  ProfiledCosts ideal = costs;
-  for (size_t u = 0; u < ideal.units.size(); ++u) {
-    ideal.backward_input_s[u] =
-        std::max(0.0, costs.units[u].backward_s - costs.backward_weight_s[u]);
-  }
-  return ideal;
-}
-
 std::string PredictionsToJson(const std::vector<SchedulePrediction>& predictions,
                               const std::vector<UnitCost>& units) {
   JsonValue json = JsonValue::Array();

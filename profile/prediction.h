@@ -68,10 +68,6 @@ std::string FormatPredictions(const std::vector<SchedulePrediction>& predictions
 ProfiledCosts ScaledToStep(const ProfiledCosts& costs, const config::ModelConfig& model,
                            const StepShape& measured, const StepShape& step);
 
-// The B pass as it would cost with an input-only linear backward: backward − W per unit (the
-// measured B also computes each dW into a throw-away buffer today).
-ProfiledCosts WithInputOnlyBackward(const ProfiledCosts& costs);
-
 // predictions.json: per schedule the step time, bubble and stage split (or the reason for none).
 std::string PredictionsToJson(const std::vector<SchedulePrediction>& predictions,
                               const std::vector<UnitCost>& units);

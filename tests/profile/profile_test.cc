@@ -313,15 +313,6 @@ TEST(PredictionTest, AllSchedulesAndTheirFailures) {
   EXPECT_NE(FormatPredictions(all, UniformCosts(8), 3).find("--"), std::string::npos);
 }
 
-TEST(PredictionTest, InputOnlyBackwardIsBackwardMinusWeight) {
-  ProfiledCosts costs = UniformCosts(2);
-  costs.backward_input_s = {1.9, 1.9};  // as measured today: B recomputes dW
-  const ProfiledCosts ideal = WithInputOnlyBackward(costs);
-  EXPECT_DOUBLE_EQ(ideal.backward_input_s[0], 1.0);
-  EXPECT_DOUBLE_EQ(ideal.backward_weight_s[1], 1.0);
-  EXPECT_DOUBLE_EQ(ideal.units[0].backward_s, 2.0);
-}
-
 // ScaledToStep: the measured shape gives the costs back; twice the rows, twice every time; a
 // longer source weighs on the encoder layers more than on the decoder's (only its
 // cross-attention reads the source); bytes and optimizer times stay.
