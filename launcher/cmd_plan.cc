@@ -171,9 +171,8 @@ Status RunPlanCommand(const CommandLine& command_line) {
     std::snprintf(
         line, sizeof(line),
         "  m=%d: micro-batch B=%.2f S=%lld T=%lld (work-weighted mean), measured in %.1f s\n", m,
-        shape.mean_rows > 0 ? shape.mean_rows : static_cast<double>(shape.shape.batch),
-        static_cast<long long>(shape.shape.source_len),
-        static_cast<long long>(shape.shape.target_len), Seconds(start));
+        measured.rows, static_cast<long long>(measured.source_len),
+        static_cast<long long>(measured.target_len), Seconds(start));
     std::cout << line << std::flush;
     candidates.push_back(std::move(costs));
   }

@@ -31,17 +31,24 @@ MicroBatchShape MeanMicroBatchShape(const config::RunConfig& config) {
   if (!plan.ok() || plan->empty()) return result;
   const int64_t parts = int64_t{std::max(1, config.parallel().micro_batches())} *
                         std::max(1, config.parallel().data_parallel());
+  // One global batch as a step: rows per micro-batch, padded to its longest source and target.
+  auto step_of = [&](const std::vector<int64_t>& batch) {
+    StepShape step{.rows = static_cast<double>(batch.size()) / static_cast<double>(parts),
+                   .source_len = 1,
+                   .target_len = 1};
+    for (const int64_t e : batch) {
+      step.source_len = std::max<int64_t>(step.source_len, source_lengths[e]);
+      step.target_len = std::max<int64_t>(step.target_len, target_lengths[e]);
+    }
+    return step;
+  };
   // Means over the batches of b·S, b·S², b·T and b·T² (b = rows per micro-batch).
   double bs = 0, bss = 0, bt = 0, btt = 0;
   int64_t fewest_rows = static_cast<int64_t>((*plan)[0].size());
   for (const std::vector<int64_t>& batch : *plan) {
-    int32_t longest_source = 1, longest_target = 1;
-    for (const int64_t e : batch) {
-      longest_source = std::max(longest_source, source_lengths[e]);
-      longest_target = std::max(longest_target, target_lengths[e]);
-    }
-    const double b = static_cast<double>(batch.size()) / static_cast<double>(parts);
-    const double s = longest_source, t = longest_target;
+    const StepShape step = step_of(batch);
+    const double b = step.rows, s = static_cast<double>(step.source_len),
+                 t = static_cast<double>(step.target_len);
     bs += b * s;
     bss += b * s * s;
     bt += b * t;
@@ -60,15 +67,7 @@ MicroBatchShape MeanMicroBatchShape(const config::RunConfig& config) {
   result.fewest_rows = fewest_rows;
   const size_t count = std::min(plan->size(), static_cast<size_t>(kSampledSteps));
   for (size_t i = 0; i < count; ++i) {
-    const std::vector<int64_t>& batch = (*plan)[i * plan->size() / count];
-    StepShape step{.rows = static_cast<double>(batch.size()) / static_cast<double>(parts),
-                   .source_len = 1,
-                   .target_len = 1};
-    for (const int64_t e : batch) {
-      step.source_len = std::max<int64_t>(step.source_len, source_lengths[e]);
-      step.target_len = std::max<int64_t>(step.target_len, target_lengths[e]);
-    }
-    result.sampled_steps.push_back(step);
+    result.sampled_steps.push_back(step_of((*plan)[i * plan->size() / count]));
   }
   result.source = "the work-weighted mean micro-batch of " + std::to_string(plan->size()) +
                   " training batches in " + TrainShardPath(config);

@@ -171,9 +171,10 @@ int64_t StartPeak(Allocator& allocator) {
   return allocator.stats().total_current;
 }
 
-// One repetition (see the header) on ctx.backend. `samples` null: a warm-up.
+// One repetition (see the header) on ctx.backend. `samples` null: a warm-up. `split` false: no
+// back-to-back B and W (SweepSplitBackward times them instead).
 void RunRepetition(Unit& unit, const StepContext& ctx, const MicroBatch& mb, const Stream& input,
-                   const Stream& grad_template, Samples* samples) {
+                   const Stream& grad_template, bool split, Samples* samples) {
   const Backend& backend = *ctx.backend;
   Allocator& allocator = GetAllocator(backend.device());
   DeviceTimer timer(backend);
@@ -201,23 +202,27 @@ void RunRepetition(Unit& unit, const StepContext& ctx, const MicroBatch& mb, con
   const int64_t backward_peak = allocator.stats().total_peak - base;
   saved.reset();
 
-  Stream again = input;
-  saved = unit.Forward(ctx, mb, again);
-  again = Stream();
-  grad = CloneStream(grad_template, backend);  // B's record references it until W has run
-  timer.Start();
-  std::unique_ptr<DeferredWeightGrads> deferred = unit.BackwardInput(ctx, mb, *saved, grad);
-  const double input_s = timer.Seconds();
-  timer.Start();
-  unit.BackwardWeight(ctx, *deferred);
-  const double weight_s = timer.Seconds();
+  if (split) {
+    Stream again = input;
+    saved = unit.Forward(ctx, mb, again);
+    again = Stream();
+    grad = CloneStream(grad_template, backend);  // B's record references it until W has run
+    timer.Start();
+    std::unique_ptr<DeferredWeightGrads> deferred = unit.BackwardInput(ctx, mb, *saved, grad);
+    const double input_s = timer.Seconds();
+    timer.Start();
+    unit.BackwardWeight(ctx, *deferred);
+    const double weight_s = timer.Seconds();
+    if (samples != nullptr) {
+      samples->backward_input.push_back(input_s);
+      samples->backward_weight.push_back(weight_s);
+    }
+  }
 
   if (samples == nullptr) return;
   samples->forward.push_back(forward_s);
   samples->recompute.push_back(recompute_s);
   samples->backward.push_back(backward_s);
-  samples->backward_input.push_back(input_s);
-  samples->backward_weight.push_back(weight_s);
   samples->saved_bytes = saved_bytes;
   samples->forward_peak = std::max(samples->forward_peak, forward_peak);
   samples->backward_peak = std::max(samples->backward_peak, backward_peak);
@@ -385,15 +390,14 @@ StatusOr<ModelProfile> ProfileUnitKinds(const config::ModelConfig& model, const 
     const Stream grad_template = GradientTemplate(info.kind, embedded, rng, backend);
     Samples samples;
     // Every unit of the ring once first: its gradients are touched before anything is timed.
+    const bool swept = kind.ring >= kMinSweptRing;  // B and W over the ring, as a chunk runs them
     for (int i = 0; i < std::max(options.warmup, kind.ring); ++i) {
-      RunRepetition(*ring[i % kind.ring], ctx, mb, input, grad_template, nullptr);
+      RunRepetition(*ring[i % kind.ring], ctx, mb, input, grad_template, !swept, nullptr);
     }
     for (int i = 0; i < options.repetitions; ++i) {
-      RunRepetition(*ring[i % kind.ring], ctx, mb, input, grad_template, &samples);
+      RunRepetition(*ring[i % kind.ring], ctx, mb, input, grad_template, !swept, &samples);
     }
-    if (kind.ring >= kMinSweptRing) {  // B and W over the ring, as a chunk runs them
-      samples.backward_input.clear();
-      samples.backward_weight.clear();
+    if (swept) {
       SweepSplitBackward(ring, ctx, mb, input, grad_template, nullptr);
       SweepSplitBackward(ring, ctx, mb, input, grad_template, &samples);
     }
