@@ -295,6 +295,7 @@ void CheckOutputs(const RunConfig& config, Checker& check) {
                "resuming needs a checkpoint directory; set checkpoint.dir");
   }
   check.AtLeast("logging.log_every", config.logging().log_every(), 1);
+  check.AtLeast("logging.trace_steps", config.logging().trace_steps(), 1);
 }
 
 }  // namespace

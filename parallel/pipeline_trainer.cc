@@ -147,10 +147,11 @@ StatusOr<StepResult> PipelineTrainer::TrainStep() {
 }
 
 StatusOr<StepResult> PipelineTrainer::RunStep() {
-  ASSIGN_OR_RETURN(const std::vector<std::vector<MicroBatch>> flushes,
-                   NextStepFlushes(config_, data_,
-                                   grid_->shape().data_parallel * config_.parallel().micro_batches(),
-                                   *backend_));
+  ASSIGN_OR_RETURN(
+      const std::vector<std::vector<MicroBatch>> flushes,
+      NextStepFlushes(config_, data_,
+                      grid_->shape().data_parallel * config_.parallel().micro_batches(),
+                      *backend_));
   int64_t step_tokens = 0;
   for (const auto& flush : flushes) {
     for (const MicroBatch& mb : flush) step_tokens += mb.num_target_tokens;
@@ -184,27 +185,28 @@ StatusOr<StepResult> PipelineTrainer::RunStep() {
   result.loss_tokens = static_cast<int64_t>(totals[1]);
   stop_agreed_ = totals[2] > 0;
   ++step_;
-  if (traced_steps_ >= 0 && ++traced_steps_ == kTracedSteps) RETURN_IF_ERROR(FinishTrace());
+  if (traced_steps_ >= 0 && ++traced_steps_ == config_.logging().trace_steps()) {
+    RETURN_IF_ERROR(FinishTrace());
+  }
   return result;
 }
 
 StatusOr<double> PipelineTrainer::ValidationLoss() {
   const StepContext ctx = Context(/*training=*/false);
-  ASSIGN_OR_RETURN(const LossTotals mine,
-                   SumValidationLoss(config_, data_, *backend_, grid_->replica(),
-                                     grid_->shape().data_parallel,
-                                     [&](const MicroBatch& mb) -> StatusOr<Stream> {
-                                       return engine_->ForwardOnly(mb, ctx);
-                                     }));
+  ASSIGN_OR_RETURN(
+      const LossTotals mine,
+      SumValidationLoss(
+          config_, data_, *backend_, grid_->replica(), grid_->shape().data_parallel,
+          [&](const MicroBatch& mb) -> StatusOr<Stream> { return engine_->ForwardOnly(mb, ctx); }));
   double totals[2] = {mine.loss_sum, static_cast<double>(mine.loss_tokens)};
   RETURN_IF_ERROR(world_.AllReduceSum(totals, 2).WithContext("validation loss"));
   return MeanValidationLoss(totals[0], totals[1]);
 }
 
 Status PipelineTrainer::StopForRequeue() {
-  const Status stopped = CheckpointForRequeue(config_, step_, last_saved_step_,
-                                              /*leader=*/world_.rank() == 0,
-                                              [this] { return SaveCheckpoint(); });
+  const Status stopped =
+      CheckpointForRequeue(config_, step_, last_saved_step_,
+                           /*leader=*/world_.rank() == 0, [this] { return SaveCheckpoint(); });
   if (!IsStoppedForRequeue(stopped)) return stopped;
   RETURN_IF_ERROR(FinishTrace());
   return stopped;

@@ -14,8 +14,8 @@
 // of the config's micro-batch shape — b = max_tokens_per_batch / (max_source_length +
 // max_target_length) sentences of full length — under parallel.stage_memory_limit_mb.
 //
-// With logging.trace_dir, every rank records the first kTracedSteps steps of the run as a Chrome
-// trace (parallel/trace.h), <trace_dir>/rank-<world rank>.json, written once they are done.
+// With logging.trace_dir, every rank records the first logging.trace_steps steps of the run as a
+// Chrome trace (parallel/trace.h), <trace_dir>/rank-<world rank>.json, written once they are done.
 //
 // Checkpoints: replica 0 of every stage writes its units' parameters and moments into the step
 // directory (params-stage-<s>.safetensors, optimizer-stage-<s>.safetensors); once all have
@@ -78,8 +78,6 @@ struct RankDevice {
 
 class PipelineTrainer final : public LoopTrainer {
  public:
-  static constexpr int64_t kTracedSteps = 3;
-
   // Collective over `world` (R·p ranks, host communication; it must outlive the trainer): opens
   // the backend of parallel.backend on `device`, the shards, splits the grid, plans the partition
   // and builds this rank's units (rank 0 logs the grid with every rank's host and device), and
@@ -146,7 +144,7 @@ class PipelineTrainer final : public LoopTrainer {
   std::optional<LrSchedule> schedule_;
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<PipelineEngine> engine_;
-  std::vector<Action> step_actions_;   // a flush ending in the optimizer step
+  std::vector<Action> step_actions_;  // a flush ending in the optimizer step
   // A gradient-accumulation flush (train.accumulation_steps > 1).
   std::vector<Action> flush_actions_;
   int64_t step_ = 0;

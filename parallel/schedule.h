@@ -7,7 +7,9 @@
 //
 // Invariants every generated schedule keeps (validate.h checks them; the engine relies on them):
 // - Per chunk, forwards, backwards (or B passes) and W passes run in ascending micro-batch order
-//   0..m−1, so per-parameter gradients accumulate in the single-process order (bit-identical).
+//   0..m−1, so per-parameter gradients accumulate in the single-process order (bit-identical). A
+//   B/W-split schedule may run some backwards fused (a W right after its own B); a fused backward
+//   comes after the W passes of the chunk's earlier micro-batches.
 // - Communication actions carry a `group` id; the actions of one group are adjacent and are
 //   posted together (one NCCL group / one set of MPI nonblocking calls), then all waited for.
 //   Compute actions have group −1. GPipe and 1F1B post, between two compute actions, the sends of

@@ -9,6 +9,7 @@ namespace deepnet {
 namespace {
 
 using schedules::EveryRank;
+using schedules::FuseAdjacentBackward;
 using schedules::PostAtProducerTime;
 using schedules::PostBetweenSteps;
 
@@ -38,14 +39,15 @@ template <std::vector<schedules::Step> (*kSteps)(const ScheduleOptions&)>
 StatusOr<Ranks> BetweenSteps(const ScheduleOptions& o, const ChunkPlacement& placement) {
   return PostBetweenSteps(EveryRank(kSteps, o), o, placement);
 }
+// B/W-split skeletons fuse each W that directly follows its own B where nothing waits for it.
 template <std::vector<schedules::Step> (*kSteps)(const ScheduleOptions&)>
 StatusOr<Ranks> EveryRankAtProducerTime(const ScheduleOptions& o, const ChunkPlacement& placement) {
-  return PostAtProducerTime(EveryRank(kSteps, o), o, placement);
+  return PostAtProducerTime(FuseAdjacentBackward(EveryRank(kSteps, o), o, placement), o, placement);
 }
 template <std::vector<std::vector<schedules::Step>> (*kSteps)(const ScheduleOptions&,
                                                               const ChunkPlacement&)>
 StatusOr<Ranks> AtProducerTime(const ScheduleOptions& o, const ChunkPlacement& placement) {
-  return PostAtProducerTime(kSteps(o, placement), o, placement);
+  return PostAtProducerTime(FuseAdjacentBackward(kSteps(o, placement), o, placement), o, placement);
 }
 StatusOr<Ranks> Interleaved(const ScheduleOptions& o, const ChunkPlacement& placement) {
   return o.virtual_chunks == 1 ? BetweenSteps<schedules::OneFOneBSteps>(o, placement)

@@ -138,7 +138,13 @@ Status RankChecker::CheckCompute(int index, const Action& a, MicroBatchState& mb
       mb.backward = true;
       mb.split = a.kind == ActionKind::kBackwardInput;
       ++next.backward;
-      if (!mb.split) --held_;
+      if (mb.split) return OkStatus();
+      // A fused backward adds this micro-batch's weight gradients: earlier W passes go first.
+      if (a.micro_batch != next.weight) {
+        return Fail(index, a, "fused backward before the W pass of an earlier micro-batch");
+      }
+      ++next.weight;
+      --held_;
       return OkStatus();
     case ActionKind::kBackwardWeight:
       if (a.micro_batch != next.weight) return Fail(index, a, "W passes out of ascending order");

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "parallel/schedules/compute_order.h"
+#include "parallel/simulator.h"
 
 namespace deepnet::schedules {
 namespace {
@@ -200,6 +201,35 @@ StatusOr<std::vector<std::vector<Action>>> PostAtProducerTime(
     }
   }
   return actions;
+}
+
+double PostedStepEnd(const std::vector<std::vector<Step>>& ranks, const ScheduleOptions& options,
+                     const ChunkPlacement& placement) {
+  StatusOr<std::vector<std::vector<Action>>> posted = PostAtProducerTime(ranks, options, placement);
+  if (!posted.ok()) return -1.0;
+  StatusOr<Simulation> simulation =
+      Simulate(*posted, SimulationCostsOf(options.pass_costs), placement);
+  return simulation.ok() ? simulation->makespan_s : -1.0;
+}
+
+bool PostedTiming::NoWorseThan(const PostedTiming& other) const {
+  constexpr double kSlack = 1e-9;
+  if (step_end < other.step_end - kSlack) return true;
+  return step_end <= other.step_end + kSlack && period <= other.period + kSlack;
+}
+
+std::optional<PostedTiming> PostedTimingOf(const std::vector<std::vector<Step>>& ranks,
+                                           const ScheduleOptions& options,
+                                           const ChunkPlacement& placement) {
+  // Overlapped steps simulated: enough for the period to settle.
+  constexpr int kStepsSimulated = 6;
+  StatusOr<std::vector<std::vector<Action>>> posted = PostAtProducerTime(ranks, options, placement);
+  if (!posted.ok()) return std::nullopt;
+  StatusOr<IterationsSimulation> steps =
+      SimulateIterations(*posted, SimulationCostsOf(options.pass_costs), placement,
+                         {.iterations = kStepsSimulated, .post_validation = true});
+  if (!steps.ok()) return std::nullopt;
+  return PostedTiming{.step_end = steps->iteration_end_s.front(), .period = steps->period_s};
 }
 
 }  // namespace deepnet::schedules

@@ -187,16 +187,6 @@ bool WithinCap(const std::vector<Step>& steps, int cap) {
   return true;
 }
 
-// The simulated step of `ranks` posted by time, or −1 when it cannot run.
-double PostedEnd(const std::vector<std::vector<Step>>& ranks, const ScheduleOptions& options,
-                 const ChunkPlacement& placement) {
-  StatusOr<std::vector<std::vector<Action>>> posted = PostAtProducerTime(ranks, options, placement);
-  if (!posted.ok()) return -1.0;
-  StatusOr<Simulation> simulation =
-      Simulate(*posted, SimulationCostsOf(options.pass_costs), placement);
-  return simulation.ok() ? simulation->makespan_s : -1.0;
-}
-
 // Local search from the greedy order: move one pass up to kMaxShift places earlier or later on
 // its rank, keeping MaySwap with every pass it jumps and the rank's cap; keep a move when the
 // posted schedule ends strictly sooner under the pass costs; stop when no move helps or after
@@ -222,7 +212,7 @@ void ImproveByMoves(std::vector<std::vector<Step>>& ranks, double& end,
             std::vector<std::vector<Step>> candidate = ranks;
             candidate[r] = moved;
             --budget;
-            const double candidate_end = PostedEnd(candidate, options, placement);
+            const double candidate_end = PostedStepEnd(candidate, options, placement);
             if (candidate_end < 0 || candidate_end >= end - 1e-9) continue;
             ranks = std::move(candidate);
             end = candidate_end;

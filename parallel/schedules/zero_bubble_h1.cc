@@ -6,7 +6,8 @@
 // 1F1B leaves stage r idle. With F, B, W the pass times the bubble per stage shrinks from 1F1B's
 // (p−1)(F+B+W) to (p−1)(F+B−W) — a third when F = B = W. Counting activations as held until W,
 // every stage holds at most min(p, m) micro-batches: 1F1B's peak (that of its stage 0).
-// W passes run in ascending micro-batch order, like B passes.
+// W passes run in ascending micro-batch order, like B passes. Stage 0 defers none: each of its
+// W passes follows its B and the two run fused (FuseAdjacentBackward, compute_order.h).
 #include <algorithm>
 
 #include "parallel/schedules/compute_order.h"

@@ -11,12 +11,11 @@
 //
 // Two candidates: that handcrafted order, and the greedy list scheduler's
 // (zero_bubble_greedy.cc) under the same cap. Kept: the one the simulator ends first under the
-// pass costs, then the one with the shorter period of overlapped steps (SimulateIterations).
+// pass costs, then the one with the shorter period of overlapped steps (PostedTiming).
 #include <algorithm>
 #include <optional>
 
 #include "parallel/schedules/compute_order.h"
-#include "parallel/simulator.h"
 
 namespace deepnet::schedules {
 namespace {
@@ -46,33 +45,6 @@ std::vector<Step> ParallelogramSteps(const ScheduleOptions& options, int cap) {
   return steps;
 }
 
-// Overlapped steps simulated to rank the candidates: enough for the period to settle.
-constexpr int kStepsCompared = 6;
-
-struct Timing {
-  double step_end = 0.0;  // one step
-  double period = 0.0;    // of overlapped steps
-
-  // Ends the step sooner, or as soon and overlaps at least as well.
-  bool NoWorseThan(const Timing& other) const {
-    constexpr double kSlack = 1e-9;
-    if (step_end < other.step_end - kSlack) return true;
-    return step_end <= other.step_end + kSlack && period <= other.period + kSlack;
-  }
-};
-
-// The posted order under the pass costs; nullopt when it cannot run.
-std::optional<Timing> TimingOf(const std::vector<std::vector<Step>>& ranks,
-                               const ScheduleOptions& options, const ChunkPlacement& placement) {
-  StatusOr<std::vector<std::vector<Action>>> posted = PostAtProducerTime(ranks, options, placement);
-  if (!posted.ok()) return std::nullopt;
-  StatusOr<IterationsSimulation> steps =
-      SimulateIterations(*posted, SimulationCostsOf(options.pass_costs), placement,
-                         {.iterations = kStepsCompared, .post_validation = true});
-  if (!steps.ok()) return std::nullopt;
-  return Timing{.step_end = steps->iteration_end_s.front(), .period = steps->period_s};
-}
-
 }  // namespace
 
 std::vector<std::vector<Step>> ZeroBubbleH2Steps(const ScheduleOptions& options,
@@ -86,8 +58,9 @@ std::vector<std::vector<Step>> ZeroBubbleH2Steps(const ScheduleOptions& options,
     rank_options.rank = r;
     parallelogram.push_back(ParallelogramSteps(rank_options, cap));
   }
-  const std::optional<Timing> parallelogram_timing = TimingOf(parallelogram, options, placement);
-  const std::optional<Timing> greedy_timing = TimingOf(greedy, options, placement);
+  const std::optional<PostedTiming> parallelogram_timing =
+      PostedTimingOf(parallelogram, options, placement);
+  const std::optional<PostedTiming> greedy_timing = PostedTimingOf(greedy, options, placement);
   if (parallelogram_timing &&
       (!greedy_timing || parallelogram_timing->NoWorseThan(*greedy_timing))) {
     return parallelogram;

@@ -342,7 +342,8 @@ INSTANTIATE_TEST_SUITE_P(
         SemanticCase{"parallel { recompute: RECOMPUTE_UNSPECIFIED }",
                      "parallel.recompute: is unset"},
         SemanticCase{"checkpoint { resume: true dir: \"\" }", "set checkpoint.dir"},
-        SemanticCase{"logging { log_every: 0 }", "logging.log_every: got 0"}));
+        SemanticCase{"logging { log_every: 0 }", "logging.log_every: got 0"},
+        SemanticCase{"logging { trace_steps: 0 }", "logging.trace_steps: got 0"}));
 
 TEST(Validation, ValidCombinationsPass) {
   for (const char* text : {"parallel { backend: CUDA precision: BF16 }",

@@ -259,11 +259,37 @@ TEST_F(EngineTest, TraceHasEveryRanksActions) {
     StatusOr<std::string> text = ReadWholeFile(file);
     ASSERT_TRUE(text.ok()) << text.status();
     const std::string process = "\"rank " + rank + " (stage " + rank + ")\"";
-    for (const std::string& name :
-         {std::string("\"F1\""), std::string("\"B1\""), std::string("\"W1\""),
-          std::string("optimizer-step"), process}) {
+    // Rank 0 runs each W right after its B, fused; rank 1 defers its first W.
+    const std::string weight = rank == "1" ? "\"W1\"" : "optimizer-step";
+    for (const std::string& name : {std::string("\"F1\""), std::string("\"B1\""), weight,
+                                    std::string("optimizer-step"), process}) {
       EXPECT_NE(text->find(name), std::string::npos) << file << " lacks " << name;
     }
+  }
+}
+
+// logging.trace_steps: the trace holds that many steps from the first.
+TEST_F(EngineTest, TraceHoldsTraceStepsSteps) {
+  for (const int traced : {1, 3}) {
+    TempDir traces("engine_test_trace_steps");
+    RunShape shape;
+    shape.stages = 2;
+    shape.micro_batches = 2;
+    shape.max_steps = 3;
+    config::RunConfig config = MakeConfig(root(), shape);
+    config.mutable_logging()->set_trace_dir(traces.path() + "/trace");
+    config.mutable_logging()->set_trace_steps(traced);
+    OnThreads(2, [&](InProcessCommunicator& world) {
+      ASSERT_TRUE(MakePipeline(config, world)->Run().ok());
+    });
+    StatusOr<std::string> text = ReadWholeFile(traces.path() + "/trace/rank-0.json");
+    ASSERT_TRUE(text.ok()) << text.status();
+    int steps = 0;
+    for (size_t at = text->find("\"optimizer-step\""); at != std::string::npos;
+         at = text->find("\"optimizer-step\"", at + 1)) {
+      ++steps;
+    }
+    EXPECT_EQ(steps, traced);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "parallel/schedule.h"
+#include "parallel/schedules/compute_order.h"
 #include "parallel/simulator.h"
 #include "parallel/validate.h"
 
@@ -108,6 +109,68 @@ TEST(PassCostsTest, LocalSearchShortensZeroBubbleV) {
   EXPECT_DOUBLE_EQ(Makespan(kind, options, full_recompute, full_recompute), 35.0);
   const PassCosts heavy_b{.forward = 2, .backward_input = 5, .weight = 1};
   EXPECT_DOUBLE_EQ(Makespan(kind, options, heavy_b, heavy_b), 80.0);
+}
+
+// FuseAdjacentBackward (schedules/fused_backward.cc): a W right after its own B runs fused with it
+// only where neither the step nor the period of overlapped steps gets longer.
+TEST(PassCostsTest, FusesBAndWOnlyWhereNothingWaits) {
+  using schedules::Step;
+  std::vector<PassCosts> all_costs(std::begin(kCosts), std::end(kCosts));
+  all_costs.push_back(PassCosts{});
+  int fused_passes = 0;
+  for (const PassCosts& costs : all_costs) {
+    for (int p = 1; p <= 6; ++p) {
+      for (int m = 1; m <= 8; ++m) {
+        const ScheduleOptions options{.stages = p, .micro_batches = m, .pass_costs = costs};
+        const ChunkPlacement looped = ChunkPlacement::Looped(p, 1);
+        const ChunkPlacement v = ChunkPlacement::V(p);
+        const std::vector<std::pair<std::vector<std::vector<Step>>, const ChunkPlacement*>>
+            skeletons = {{schedules::EveryRank(schedules::ZeroBubbleH1Steps, options), &looped},
+                         {schedules::ZeroBubbleH2Steps(options, looped), &looped},
+                         {schedules::ZeroBubbleVSteps(options, v), &v}};
+        for (const auto& [split, placement] : skeletons) {
+          SCOPED_TRACE("p=" + std::to_string(p) + " m=" + std::to_string(m) + " chunks " +
+                       std::to_string(placement->num_chunks()));
+          const auto fused = schedules::FuseAdjacentBackward(split, options, *placement);
+          const auto before = schedules::PostedTimingOf(split, options, *placement);
+          const auto after = schedules::PostedTimingOf(fused, options, *placement);
+          ASSERT_TRUE(before && after);
+          EXPECT_LE(after->step_end, before->step_end + 1e-9);
+          EXPECT_LE(after->period, before->period + 1e-9);
+          for (const auto& steps : fused) {
+            for (const Step& step : steps) {
+              fused_passes += std::count_if(step.begin(), step.end(), [](const Action& a) {
+                return a.kind == ActionKind::kBackward;
+              });
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(fused_passes, 0);
+}
+
+// Where they fuse: ZB-H1's stage 0 defers no W and sends no gradient, so every backward there is
+// fused; ZB-V on p = 2, m = 4 under FULL recompute's costs fuses rank 0's first chunk (model chunk
+// 0, whose gradient nobody waits for) and still ends at 35.
+TEST(PassCostsTest, FusedWhereTheSplitBuysNothing) {
+  const ScheduleOptions h1{.stages = 3, .micro_batches = 4, .rank = 0};
+  for (const Action& a : *BuildSchedule(ScheduleKind::kZeroBubbleH1, h1)) {
+    EXPECT_NE(a.kind, ActionKind::kBackwardInput) << ToString(a);
+    EXPECT_NE(a.kind, ActionKind::kBackwardWeight) << ToString(a);
+  }
+  const ScheduleOptions v{.stages = 2,
+                          .micro_batches = 4,
+                          .pass_costs = {.forward = 1, .backward_input = 2, .weight = 1}};
+  const Ranks ranks = *BuildAllSchedules(ScheduleKind::kZeroBubbleV, v);
+  int fused_first_chunk = 0;
+  for (const Action& a : ranks[0]) {
+    if (a.kind == ActionKind::kBackward && a.chunk == 0) ++fused_first_chunk;
+  }
+  EXPECT_EQ(fused_first_chunk, 4);
+  EXPECT_DOUBLE_EQ(
+      Simulate(ranks, SimulationCostsOf(v.pass_costs), ChunkPlacement::V(2))->makespan_s, 35.0);
 }
 
 TEST(PassCostsTest, FixedPatternsIgnoreTheCosts) {

@@ -80,11 +80,23 @@ TEST(PipelineValidateTest, FindsBackwardsOutOfOrder) {
   ExpectViolation(ranks, {.micro_batches = 3}, {"rank 0", "B1", "ascending"});
 }
 
+// ZB-H1 on 2 stages: rank 1 defers its first W (rank 0 runs each W right after its B, fused).
 TEST(PipelineValidateTest, FindsWeightPassBeforeItsInputPass) {
-  Ranks ranks = BuildAll(ScheduleKind::kZeroBubbleH1, 1, 2);
-  std::swap(ranks[0][Find(ranks[0], ActionKind::kBackwardInput, 0)],
-            ranks[0][Find(ranks[0], ActionKind::kBackwardWeight, 0)]);
-  ExpectViolation(ranks, {.micro_batches = 2}, {"W0", "before its B pass"});
+  Ranks ranks = BuildAll(ScheduleKind::kZeroBubbleH1, 2, 2);
+  std::swap(ranks[1][Find(ranks[1], ActionKind::kBackwardInput, 0)],
+            ranks[1][Find(ranks[1], ActionKind::kBackwardWeight, 0)]);
+  ExpectViolation(ranks, {.micro_batches = 2}, {"rank 1", "W0", "before its B pass"});
+}
+
+// A fused backward adds its weight gradients at once: every earlier W of the chunk must be done.
+TEST(PipelineValidateTest, FindsFusedBackwardBeforeAnEarlierWeightPass) {
+  Ranks ranks = BuildAll(ScheduleKind::kZeroBubbleH1, 2, 2);
+  // Rank 1: ... B0 ... B1 W0 W1: fusing B1 with W1 would add micro-batch 1 before W0.
+  const size_t b1 = Find(ranks[1], ActionKind::kBackwardInput, 1);
+  ranks[1][b1].kind = ActionKind::kBackward;
+  ranks[1].erase(ranks[1].begin() + Find(ranks[1], ActionKind::kBackwardWeight, 1));
+  ExpectViolation(ranks, {.micro_batches = 2},
+                  {"rank 1", "B1", "fused backward before the W pass of an earlier"});
 }
 
 TEST(PipelineValidateTest, FindsBackwardBeforeForward) {
@@ -94,8 +106,8 @@ TEST(PipelineValidateTest, FindsBackwardBeforeForward) {
 }
 
 TEST(PipelineValidateTest, FindsMissingWorkAndMissingStep) {
-  Ranks ranks = BuildAll(ScheduleKind::kZeroBubbleH1, 1, 2);
-  ranks[0].erase(ranks[0].begin() + Find(ranks[0], ActionKind::kBackwardWeight, 1));
+  Ranks ranks = BuildAll(ScheduleKind::kZeroBubbleH1, 2, 2);
+  ranks[1].erase(ranks[1].begin() + Find(ranks[1], ActionKind::kBackwardWeight, 1));
   ExpectViolation(ranks, {.micro_batches = 2}, {"reduce-grads", "no W pass of micro-batch 1"});
 
   ranks = BuildAll(ScheduleKind::kOneFOneB, 2, 2);
