@@ -34,6 +34,18 @@ double ShortestCompute(const Simulation& simulation) {
   return std::isfinite(shortest) ? shortest : 1.0;
 }
 
+// Whether the lists hold both fused backwards and W passes (a B/W-split schedule that fused some).
+bool MixesFusedAndSplit(const std::vector<std::vector<Action>>& ranks) {
+  bool fused = false, split = false;
+  for (const std::vector<Action>& actions : ranks) {
+    for (const Action& a : actions) {
+      fused |= a.kind == ActionKind::kBackward;
+      split |= a.kind == ActionKind::kBackwardWeight;
+    }
+  }
+  return fused && split;
+}
+
 }  // namespace
 
 std::string RenderTimeline(const Simulation& simulation, const TimelineOptions& options) {
@@ -120,6 +132,9 @@ StatusOr<std::string> RenderGivenPlan(const std::string& title,
     text += "; chunks placed " + placement.Describe();
   }
   text += "\n" + RenderTimeline(simulation, timeline) + RenderSummary(simulation);
+  if (MixesFusedAndSplit(ranks)) {
+    text += "a B spanning B + W is a fused backward: a W that ran right after its own B\n";
+  }
   return text;
 }
 

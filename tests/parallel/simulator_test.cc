@@ -398,6 +398,12 @@ TEST(PipelineTimelineTest, RendersAWholePlanForTheCommandLine) {
   EXPECT_NE(text->find("rank 3  | .  .  .  F0 B0 F1 B1 F2 B2 F3 B3 W0 F4"), std::string::npos)
       << *text;
   EXPECT_NE(text->find("makespan 27  bubble 11.11% (idle / total)"), std::string::npos) << *text;
+  // Stage 0 runs each W right after its B, fused: the legend says what a long B is.
+  EXPECT_NE(text->find("rank 0  | F0 F1 F2 F3 .  .  .  B0 -- F4"), std::string::npos) << *text;
+  EXPECT_NE(text->find("a B spanning B + W is a fused backward"), std::string::npos) << *text;
+  EXPECT_EQ(RenderSchedulePlan(ScheduleKind::kOneFOneB, {.stages = 4, .micro_batches = 8})
+                ->find("fused backward"),
+            std::string::npos);
   EXPECT_FALSE(RenderSchedulePlan(ScheduleKind::kGpipe, {.stages = 0}).ok());
 }
 
