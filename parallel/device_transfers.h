@@ -2,11 +2,11 @@
 //
 // When the transport reads the backend's memory (host tensors on any transport; CUDA tensors on
 // NCCL) the tensors go as they are. Otherwise (CUDA or the strict device over MPI) they travel
-// through host staging buffers (pinned on CUDA): a send copies the tensor to a host buffer before posting it, a
-// receive lands in a host buffer and is copied to the device when WaitAll completes it; an
-// all-reduce copies out, reduces on the host and copies back. Staging buffers come from a pool
-// (transfer_buffers.h), so steady-state steps stage without allocating. This is what lets several
-// ranks share one GPU over MPI, and what runs the pipeline on the strict device in tests.
+// through host staging buffers (pinned on CUDA): a send copies the tensor to a host buffer before
+// posting it, a receive lands in a host buffer and is copied to the device when WaitAll completes
+// it; an all-reduce copies out, reduces on the host and copies back. Staging buffers come from a
+// pool (transfer_buffers.h), so steady-state steps stage without allocating. This is what lets
+// several ranks share one GPU over MPI, and what runs the pipeline on the strict device in tests.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +35,7 @@ class DeviceTransfers {
   StatusOr<Request> Irecv(const Tensor& tensor, int peer, int tag);
   // Completes every request and, for staged receives among them, copies the data to the device.
   Status WaitAll(std::span<Request> requests);
+  void Progress() { comm_.Progress(); }
   Status Send(const Tensor& tensor, int peer, int tag);
   Status Recv(const Tensor& tensor, int peer, int tag);
   Status AllReduceSum(const Tensor& tensor);

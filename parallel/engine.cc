@@ -63,6 +63,8 @@ StatusOr<FlushResult> PipelineEngine::Run(const std::vector<Action>& actions,
   held_.clear();
   outbox_.clear();
   received_.clear();
+  receiving_.clear();
+  sending_.clear();
   for (size_t i = 0; i < actions.size();) {
     const Action& action = actions[i];
     if (action.micro_batch >= static_cast<int>(micro_batches.size()) ||
@@ -85,15 +87,17 @@ StatusOr<FlushResult> PipelineEngine::Run(const std::vector<Action>& actions,
       i = end;
       continue;
     }
+    pass_start_us_ = start_us;
     RETURN_IF_ERROR(Execute(action).WithContext(Where(static_cast<int>(i), {&action, 1})));
-    Record({&action, 1}, start_us);
+    Record({&action, 1}, pass_start_us_);
     ++i;
   }
-  if (!held_.empty() || !outbox_.empty() || !received_.empty()) {
+  RETURN_IF_ERROR(CompleteSends().WithContext("stage " + std::to_string(options_.stage)));
+  if (!held_.empty() || !outbox_.empty() || !received_.empty() || !receiving_.empty()) {
     return Internal("stage " + std::to_string(options_.stage) + ": the schedule ended with " +
                     std::to_string(held_.size()) + " activations, " +
                     std::to_string(outbox_.size()) + " unsent and " +
-                    std::to_string(received_.size()) + " unused transfers");
+                    std::to_string(received_.size() + receiving_.size()) + " unused transfers");
   }
   return result_;
 }
@@ -114,6 +118,7 @@ Status PipelineEngine::Execute(const Action& action) {
     case ActionKind::kRecvGradient:
       return RunGroup(std::span<const Action>(&action, 1));
     case ActionKind::kReduceGradients:
+      RETURN_IF_ERROR(CompleteSends());
       return reducer_.ReduceGradients();
     case ActionKind::kOptimizerStep: {
       ASSIGN_OR_RETURN(result_.optimizer, optimizer_.Step(lr_, reducer_));
@@ -125,7 +130,21 @@ Status PipelineEngine::Execute(const Action& action) {
 }
 
 StatusOr<Stream> PipelineEngine::TakeReceived(ActionKind kind, const Action& action) {
-  const auto it = received_.find({kind, action.micro_batch, action.chunk});
+  const Key key{kind, action.micro_batch, action.chunk};
+  if (const auto posted = receiving_.find(key); posted != receiving_.end()) {
+    InFlight in = std::move(posted->second);
+    receiving_.erase(posted);
+    const double start_us = trace_ != nullptr ? clock_->NowUs() : 0.0;
+    RETURN_IF_ERROR(Transfers(*ctx_.backend).WaitAll(in.requests).WithContext(ToString(in.action)));
+    if (trace_ != nullptr) {  // the wait as its own event; the pass starts after it
+      pass_start_us_ = clock_->NowUs();
+      TraceEvent event = ActionEvent(in.action, trace_rank_, start_us, pass_start_us_ - start_us);
+      event.name = "wait " + event.name;
+      trace_->Add(std::move(event));
+    }
+    received_[key] = std::move(in.stream);
+  }
+  const auto it = received_.find(key);
   if (it == received_.end()) {
     return Internal("nothing was received for it (" + std::string(ActionKindName(kind)) + ")");
   }
@@ -151,6 +170,7 @@ Status PipelineEngine::Forward(const Action& action) {
     if (full && i % options_.recompute_every == 0) held.checkpoints.push_back(io);
     std::unique_ptr<SavedActivations> saved = chunk.units[i]->Forward(ctx_, mb, io);
     if (!full) held.saved[i] = std::move(saved);
+    KeepTransfersMoving();
   }
   if (IsLastModelChunk(chunk)) {
     result_.loss_sum += io.loss_sum;
@@ -209,6 +229,7 @@ Status PipelineEngine::Backward(const Action& action, bool split) {
         unit.Backward(ctx_, mb, *held.saved[i], grad);
       }
       held.saved[i].reset();
+      KeepTransfersMoving();
     }
     end = begin;
   }
@@ -227,6 +248,7 @@ Status PipelineEngine::BackwardWeight(const Action& action) {
   for (size_t i = deferred.size(); i-- > 0;) {
     chunk.units[i]->BackwardWeight(ctx_, *deferred[i]);
     deferred[i].reset();
+    KeepTransfersMoving();
   }
   held_.erase(it);
   return OkStatus();
@@ -260,15 +282,20 @@ DeviceTransfers& PipelineEngine::Transfers(const Backend& backend) {
   return *transfers_;
 }
 
+Status PipelineEngine::CompleteSends() {
+  if (sending_.empty()) return OkStatus();
+  std::vector<Request> requests;
+  for (const InFlight& out : sending_) {
+    requests.insert(requests.end(), out.requests.begin(), out.requests.end());
+  }
+  const Status done = Transfers(*ctx_.backend).WaitAll(requests);
+  sending_.clear();
+  return done;
+}
+
 Status PipelineEngine::RunGroup(std::span<const Action> group) {
   DeviceTransfers& transfers = Transfers(*ctx_.backend);
-  struct Incoming {
-    Key key;
-    Stream stream;
-  };
-  std::vector<Request> requests;
-  std::vector<Stream> outgoing;  // kept alive until the sends complete
-  std::vector<Incoming> incoming;
+  std::vector<InFlight> outgoing, incoming;
   Status posted = OkStatus();
   transfers.GroupStart();
   for (const Action& action : group) {
@@ -283,26 +310,27 @@ Status PipelineEngine::RunGroup(std::span<const Action> group) {
         posted = Internal("sending what was never computed: " + ToString(action));
         break;
       }
-      outgoing.push_back(std::move(it->second));
+      outgoing.push_back({action, std::move(it->second), {}});
       outbox_.erase(it);
-      StatusOr<std::vector<Tensor>> checked = layout_.Crossing(outgoing.back(), tensors, mb);
+      StatusOr<std::vector<Tensor>> checked = layout_.Crossing(outgoing.back().stream, tensors, mb);
       if (!checked.ok()) {
         posted = checked.status().WithContext(ToString(action));
         break;
       }
       crossing = std::move(checked).value();
     } else {
-      incoming.push_back({{action.kind, action.micro_batch, action.chunk},
-                          layout_.Allocate(tensors, mb, *ctx_.backend, &receive_buffers_)});
+      incoming.push_back(
+          {action, layout_.Allocate(tensors, mb, *ctx_.backend, &receive_buffers_), {}});
       crossing = *layout_.Crossing(incoming.back().stream, tensors, mb);
     }
+    InFlight& in_flight = IsSend(action.kind) ? outgoing.back() : incoming.back();
     for (size_t t = 0; t < crossing.size() && posted.ok(); ++t) {
       const int tensor = crossing.size() == 2 ? static_cast<int>(t) : (tensors.enc ? 0 : 1);
       StatusOr<Request> request =
           IsSend(action.kind) ? transfers.Isend(crossing[t], action.peer, Tag(action, tensor))
                               : transfers.Irecv(crossing[t], action.peer, Tag(action, tensor));
       if (request.ok()) {
-        requests.push_back(*request);
+        in_flight.requests.push_back(*request);
       } else {
         posted = request.status();
       }
@@ -312,8 +340,11 @@ Status PipelineEngine::RunGroup(std::span<const Action> group) {
   const Status ended = transfers.GroupEnd();
   RETURN_IF_ERROR(posted);
   RETURN_IF_ERROR(ended);
-  RETURN_IF_ERROR(transfers.WaitAll(requests));
-  for (Incoming& in : incoming) received_[in.key] = std::move(in.stream);
+  for (InFlight& out : outgoing) sending_.push_back(std::move(out));
+  for (InFlight& in : incoming) {
+    const Action& a = in.action;
+    receiving_[{a.kind, a.micro_batch, a.chunk}] = std::move(in);
+  }
   return OkStatus();
 }
 

@@ -13,8 +13,12 @@
 //   schedules (the unit's deferred weight work is kept until the W action).
 // - Sends and receives carry the Stream's enc (B, S, C) and dec (B, T, C) tensors; which of the
 //   two cross a stage boundary follows from the architecture and the boundary (engine_layout.h).
-//   The actions of one group are posted between GroupStart/GroupEnd and waited for together;
-//   received Streams are kept by (kind, micro-batch, chunk) until the pass that consumes them.
+//   The actions of one group are posted together between GroupStart/GroupEnd, where the schedule
+//   puts them, and completed only when needed: a receive just before the pass that consumes it,
+//   the sends before ReduceGradients (and at the end of the flush). So a pass never waits for a
+//   transfer it does not use: with real pass costs differing from those a schedule was built for,
+//   a receive posted early no longer holds up the passes before its consumer. Received Streams
+//   are kept by (kind, micro-batch, chunk) until that pass.
 //   Between two model chunks of this rank (ZB-V's turn) the output is handed over in place, as
 //   if received, without communication.
 //   Receive buffers come from a pool (transfer_buffers.h) and return to it when no pass
@@ -119,7 +123,13 @@ class PipelineEngine {
   void Replay(const EngineChunk& chunk, const MicroBatch& mb, Held& held, int begin, int end);
   Status RunGroup(std::span<const Action> group);
   DeviceTransfers& Transfers(const Backend& backend);
+  // The received Stream for `action`'s pass, completing its receive first if still in flight.
   StatusOr<Stream> TakeReceived(ActionKind kind, const Action& action);
+  Status CompleteSends();
+  // Between units: lets transfers still in flight move (Communicator::Progress).
+  void KeepTransfersMoving() {
+    if (transfers_ != nullptr && (!sending_.empty() || !receiving_.empty())) transfers_->Progress();
+  }
   const MicroBatch& MicroBatchAt(int index) const { return micro_batches_[index]; }
 
   // Unit index at the boundary a transfer crosses, and the tag of one of its tensors.
@@ -151,10 +161,20 @@ class PipelineEngine {
   std::map<std::pair<int, int>, Held> held_;  // (local chunk, micro-batch)
   std::map<Key, Stream> outbox_;              // computed, waiting for their send
   std::map<Key, Stream> received_;            // received, waiting for their pass
+  // Posted and not yet completed: receives by key (with the action, for errors and the trace),
+  // and sends (their Streams kept alive until the transport is done with them).
+  struct InFlight {
+    Action action;
+    Stream stream;
+    std::vector<Request> requests;
+  };
+  std::map<Key, InFlight> receiving_;
+  std::vector<InFlight> sending_;
 
   TransferBuffers receive_buffers_;             // across flushes
   std::unique_ptr<DeviceTransfers> transfers_;  // over pipeline_, on the steps' backend
   TraceWriter* trace_ = nullptr;
+  double pass_start_us_ = 0.0;  // of the pass running, after the receive it waited for
   const TraceClock* clock_ = nullptr;
   int trace_rank_ = 0;
 };

@@ -11,14 +11,16 @@
 //   B/W-split schedule may run some backwards fused (a W right after its own B); a fused backward
 //   comes after the W passes of the chunk's earlier micro-batches.
 // - Communication actions carry a `group` id; the actions of one group are adjacent and are
-//   posted together (one NCCL group / one set of MPI nonblocking calls), then all waited for.
-//   Compute actions have group −1. GPipe and 1F1B post, between two compute actions, the sends of
+//   posted together (one NCCL group / one set of MPI nonblocking calls). The engine completes a
+//   receive just before the pass that consumes it and the sends before ReduceGradients, so a
+//   transfer never holds up a pass that does not use it. Compute actions have group −1. GPipe and 1F1B post, between two compute actions, the sends of
 //   the one before with the receives of the one after: 1F1B's steady state posts "send activation
 //   to r+1" with "recv gradient from r+1" (Megatron's send_forward_recv_backward). Interleaved
 //   posts one group after each steady forward+backward pair (Megatron's
 //   send_forward_backward_recv_forward_backward). ZB-H1 posts each transfer, on both ranks, when
 //   its producer finishes in the unit-cost timeline (schedules/compute_order.h says why).
-//   Sends are assumed to block until the receiver posts (rendezvous); the generated schedules are
+//   A rank's groups are assumed to go through one link in post order and a send to block that
+//   link until the receiver posts (rendezvous, as NCCL does); the generated schedules are
 //   deadlock-free under that assumption (simulator.h checks it; tests cover p ≤ 8, m ≤ 16). A
 //   receive may be posted some compute actions before the one that consumes it (ZB-H1), so the
 //   engine keys received buffers by (kind, micro-batch, chunk).

@@ -85,8 +85,23 @@ class Simulator {
   struct RankState {
     size_t pc = 0;
     double time = 0.0;
-    bool posted = false;  // the action (group) at pc has been posted
-    int reduces = 0;      // ReduceGradients completed
+    bool posted = false;      // the ReduceGradients at pc has been posted
+    int reduces = 0;          // ReduceGradients completed
+    bool drained = false;     // past the list, its transfers completed
+    std::vector<int> groups;  // ids into groups_, in post order
+    size_t head = 0;          // groups[head] is the first not completed (one link, in order)
+  };
+  // A posted group of transfers. It starts when posted and the rank's previous group has
+  // completed; a transfer completes when its group and the peer's group holding the counterpart
+  // have both started (plus the latency), the group when all its transfers have.
+  static constexpr double kUnknown = -1.0;
+  struct Group {
+    int rank = 0;
+    size_t first = 0, end = 0;  // its actions in the rank's list
+    size_t record = 0;          // its first TimedAction in the rank's timeline
+    double posted = 0.0;
+    double start = kUnknown;
+    double done = kUnknown;
   };
 
   double Cost(const std::vector<double>& table, int k) const {
@@ -95,7 +110,14 @@ class Simulator {
   double Duration(const Action& a, int rank) const;
   bool Advance(int rank);
   bool AdvanceReduce(int rank);
-  bool AdvanceGroup(int rank);
+  bool PostGroup(int rank);
+  // Completes every group whose transfers can complete, in each rank's post order.
+  void CompleteGroups();
+  bool TryComplete(Group& group);
+  // When what `a` needs from the transfers has landed: the receive a pass consumes; every posted
+  // transfer for ReduceGradients and the end of the list (the engine completes its sends there).
+  // kUnknown while that is not decided yet.
+  double InputsReady(int rank, const Action* a) const;
   void Record(int rank, const Action& a, double start, double end) {
     result_.ranks[rank].actions.push_back({a, start, end});
   }
@@ -107,8 +129,9 @@ class Simulator {
   const ChunkPlacement& placement_;
   int p_;
   std::vector<RankState> state_;
-  std::map<TransferKey, double> send_posted_;
-  std::map<TransferKey, double> recv_posted_;
+  std::vector<Group> groups_;
+  std::map<TransferKey, int> send_group_;  // the group that posted it
+  std::map<TransferKey, int> recv_group_;
   std::vector<std::vector<double>> reduce_posted_;  // [rank][ordinal] post time
   bool synchronised_reduce_ = true;
   Simulation result_;
@@ -169,6 +192,9 @@ double Simulator::Duration(const Action& a, int rank) const {
 bool Simulator::AdvanceReduce(int rank) {
   RankState& s = state_[rank];
   if (!synchronised_reduce_) {
+    const double ready = InputsReady(rank, nullptr);
+    if (ready == kUnknown) return false;
+    s.time = std::max(s.time, ready);
     Record(rank, ranks_[rank][s.pc], s.time, s.time + costs_.reduce_s);
     s.time += costs_.reduce_s;
     ++s.pc;
@@ -176,6 +202,9 @@ bool Simulator::AdvanceReduce(int rank) {
   }
   bool progress = false;
   if (!s.posted) {
+    const double ready = InputsReady(rank, nullptr);
+    if (ready == kUnknown) return false;
+    s.time = std::max(s.time, ready);
     reduce_posted_[rank].push_back(s.time);
     s.posted = progress = true;
   }
@@ -193,7 +222,7 @@ bool Simulator::AdvanceReduce(int rank) {
   return true;
 }
 
-bool Simulator::AdvanceGroup(int rank) {
+bool Simulator::PostGroup(int rank) {
   RankState& s = state_[rank];
   const std::vector<Action>& list = ranks_[rank];
   const int group = list[s.pc].group;
@@ -202,34 +231,97 @@ bool Simulator::AdvanceGroup(int rank) {
          list[end].group == group) {
     ++end;
   }
-  bool progress = false;
-  if (!s.posted) {
-    for (size_t i = s.pc; i < end; ++i) {
-      auto& posted = IsSend(list[i].kind) ? send_posted_ : recv_posted_;
-      posted.emplace(KeyOf(list[i], rank, placement_), s.time);
-    }
-    s.posted = progress = true;
-  }
-  double done = s.time;
+  const int id = static_cast<int>(groups_.size());
+  groups_.push_back({.rank = rank,
+                     .first = s.pc,
+                     .end = end,
+                     .record = result_.ranks[rank].actions.size(),
+                     .posted = s.time});
   for (size_t i = s.pc; i < end; ++i) {
-    const auto& other = IsSend(list[i].kind) ? recv_posted_ : send_posted_;
-    auto it = other.find(KeyOf(list[i], rank, placement_));
-    if (it == other.end()) return progress;
-    done = std::max(done, std::max(s.time, it->second) + costs_.send_latency_s);
+    auto& posted = IsSend(list[i].kind) ? send_group_ : recv_group_;
+    posted.emplace(KeyOf(list[i], rank, placement_), id);
+    Record(rank, list[i], s.time, s.time);  // end_s set when the group completes
   }
-  for (size_t i = s.pc; i < end; ++i) Record(rank, list[i], s.time, done);
-  s.time = done;
-  s.posted = false;
+  s.groups.push_back(id);
   s.pc = end;
+  CompleteGroups();
   return true;
+}
+
+bool Simulator::TryComplete(Group& group) {
+  const std::vector<Action>& list = ranks_[group.rank];
+  double done = group.start;
+  for (size_t i = group.first; i < group.end; ++i) {
+    const auto& other = IsSend(list[i].kind) ? recv_group_ : send_group_;
+    const auto it = other.find(KeyOf(list[i], group.rank, placement_));
+    if (it == other.end()) return false;
+    const Group& peer = groups_[it->second];
+    if (peer.start == kUnknown) return false;
+    done = std::max(done, std::max(group.start, peer.start) + costs_.send_latency_s);
+  }
+  group.done = done;
+  std::vector<TimedAction>& timeline = result_.ranks[group.rank].actions;
+  for (size_t i = 0; i < group.end - group.first; ++i) timeline[group.record + i].end_s = done;
+  return true;
+}
+
+void Simulator::CompleteGroups() {
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (RankState& s : state_) {
+      while (s.head < s.groups.size()) {
+        Group& group = groups_[s.groups[s.head]];
+        if (group.start == kUnknown) {
+          group.start = s.head == 0 ? group.posted
+                                    : std::max(group.posted, groups_[s.groups[s.head - 1]].done);
+          moved = true;
+        }
+        if (!TryComplete(group)) break;
+        ++s.head;
+        moved = true;
+      }
+    }
+  }
+}
+
+double Simulator::InputsReady(int rank, const Action* a) const {
+  const RankState& s = state_[rank];
+  if (a == nullptr) {  // every transfer posted so far
+    if (s.head < s.groups.size()) return kUnknown;
+    return s.groups.empty() ? 0.0 : groups_[s.groups.back()].done;
+  }
+  const int k = placement_.ModelChunk(rank, a->chunk);
+  TransferKey key;
+  if (a->kind == ActionKind::kForward) {
+    if (k == 0 || placement_.LocalEdge(k - 1)) return 0.0;
+    key = {false, a->micro_batch, k - 1, placement_.RankOf(k - 1), rank};
+  } else if (a->kind == ActionKind::kBackward || a->kind == ActionKind::kBackwardInput) {
+    if (k == placement_.num_chunks() - 1 || placement_.LocalEdge(k)) return 0.0;
+    key = {true, a->micro_batch, k, placement_.RankOf(k + 1), rank};
+  } else {
+    return 0.0;
+  }
+  const auto it = recv_group_.find(key);
+  if (it == recv_group_.end()) return 0.0;  // not received at all: the validator's concern
+  return groups_[it->second].done;
 }
 
 bool Simulator::Advance(int rank) {
   RankState& s = state_[rank];
-  if (s.pc >= ranks_[rank].size()) return false;
+  if (s.pc >= ranks_[rank].size()) {
+    if (s.drained) return false;
+    const double ready = InputsReady(rank, nullptr);
+    if (ready == kUnknown) return false;
+    s.time = std::max(s.time, ready);
+    s.drained = true;
+    return true;
+  }
   const Action& a = ranks_[rank][s.pc];
   if (a.kind == ActionKind::kReduceGradients) return AdvanceReduce(rank);
-  if (IsCommunication(a.kind)) return AdvanceGroup(rank);
+  if (IsCommunication(a.kind)) return PostGroup(rank);
+  const double ready = InputsReady(rank, &a);
+  if (ready == kUnknown) return false;
+  s.time = std::max(s.time, ready);
   const double duration = Duration(a, rank);
   Record(rank, a, s.time, s.time + duration);
   s.time += duration;
@@ -243,10 +335,10 @@ std::string Simulator::DescribeDeadlock() const {
   for (int r = 0; r < p_; ++r) {
     const RankState& s = state_[r];
     const std::vector<Action>& list = ranks_[r];
-    if (s.pc >= list.size()) continue;
-    text += " rank " + std::to_string(r) + " at action " + std::to_string(s.pc);
-    if (list[s.pc].kind == ActionKind::kReduceGradients) {
-      text += " waits in reduce-grads for ranks";
+    if (s.pc >= list.size() && s.drained) continue;
+    text += " rank " + std::to_string(r);
+    if (s.pc < list.size() && list[s.pc].kind == ActionKind::kReduceGradients && s.posted) {
+      text += " at action " + std::to_string(s.pc) + " waits in reduce-grads for ranks";
       for (int q = 0; q < p_; ++q) {
         if (static_cast<int>(reduce_posted_[q].size()) <= s.reduces)
           text += " " + std::to_string(q);
@@ -254,16 +346,26 @@ std::string Simulator::DescribeDeadlock() const {
       text += ";";
       continue;
     }
-    text += " waits for";
-    for (size_t i = s.pc;
-         i < list.size() && IsCommunication(list[i].kind) && list[i].group == list[s.pc].group;
-         ++i) {
-      const auto& other = IsSend(list[i].kind) ? recv_posted_ : send_posted_;
-      if (other.contains(KeyOf(list[i], r, placement_))) continue;
-      text += " rank " + std::to_string(list[i].peer) + " to post " +
-              ToString(CounterpartOf(list[i], r, placement_)) + " (for its " + ToString(list[i]) +
-              ")";
-      if (list[i].group < 0) break;
+    if (s.head >= s.groups.size()) {  // cannot happen: a rank only waits for transfers
+      text += " at action " + std::to_string(s.pc) + ";";
+      continue;
+    }
+    // The rank waits for its first transfers that have not completed.
+    const Group& group = groups_[s.groups[s.head]];
+    text += " at action " + std::to_string(group.first) + " waits for";
+    for (size_t i = group.first; i < group.end; ++i) {
+      const auto& other = IsSend(list[i].kind) ? recv_group_ : send_group_;
+      const auto it = other.find(KeyOf(list[i], r, placement_));
+      if (it == other.end()) {
+        text += " rank " + std::to_string(list[i].peer) + " to post " +
+                ToString(CounterpartOf(list[i], r, placement_)) + " (for its " + ToString(list[i]) +
+                ")";
+      } else if (groups_[it->second].start == kUnknown) {
+        text += " rank " + std::to_string(list[i].peer) +
+                " to complete the transfers it posted before " +
+                ToString(CounterpartOf(list[i], r, placement_)) + " (for its " + ToString(list[i]) +
+                ")";
+      }
     }
     text += ";";
   }
@@ -296,16 +398,26 @@ StatusOr<Simulation> Simulator::RunOnSharedCores() {
       moved = false;
       for (int r = 0; r < p_; ++r) {
         RankState& s = state_[r];
-        if (remaining[r] != kNone || s.pc >= ranks_[r].size() || s.time > now) continue;
+        if (remaining[r] != kNone || s.drained || s.time > now) continue;
         if (!s.posted) s.time = now;
+        if (s.pc >= ranks_[r].size()) {
+          moved |= Advance(r);  // drains: its last transfers complete
+          continue;
+        }
         const Action& a = ranks_[r][s.pc];
         if (IsCommunication(a.kind) || a.kind == ActionKind::kReduceGradients) {
           moved |= Advance(r);
-        } else {
-          remaining[r] = Duration(a, r);
-          started[r] = now;
-          moved = true;
+          continue;
         }
+        const double ready = InputsReady(r, &a);
+        if (ready == kUnknown) continue;
+        if (ready > now) {
+          s.time = ready;  // its input lands then
+          continue;
+        }
+        remaining[r] = Duration(a, r);
+        started[r] = now;
+        moved = true;
       }
     }
     int computing = 0;
@@ -316,7 +428,7 @@ StatusOr<Simulation> Simulator::RunOnSharedCores() {
     for (int r = 0; r < p_; ++r) {
       if (remaining[r] != kNone) {
         next = std::min(next, now + remaining[r] / speed);
-      } else if (state_[r].pc < ranks_[r].size() && state_[r].time > now) {
+      } else if (!state_[r].drained && state_[r].time > now) {
         next = std::min(next, state_[r].time);  // a transfer lands then
       }
     }
@@ -341,7 +453,7 @@ StatusOr<Simulation> Simulator::RunOnSharedCores() {
 
 StatusOr<Simulation> Simulator::Finish() {
   for (int r = 0; r < p_; ++r) {
-    if (state_[r].pc < ranks_[r].size()) return FailedPrecondition(DescribeDeadlock());
+    if (!state_[r].drained) return FailedPrecondition(DescribeDeadlock());
   }
   for (int r = 0; r < p_; ++r) result_.makespan_s = std::max(result_.makespan_s, state_[r].time);
   double idle = 0.0;

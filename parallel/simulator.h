@@ -5,10 +5,15 @@
 //
 // Semantics (those of the engine):
 // - A rank runs its list in order. Compute actions take their cost.
-// - The sends and receives of one group are posted together at the rank's current time; the rank
-//   then waits until every action of the group has completed. A transfer completes when both its
-//   send and its receive have been posted, plus the send latency — sends block like receives
-//   (rendezvous), so a schedule that passes here cannot deadlock on any transport.
+// - The sends and receives of one group are posted together at the rank's current time and the
+//   rank goes on. It waits only where it needs a transfer: a pass for the receive it consumes,
+//   ReduceGradients and the end of the list for every transfer it posted (the engine completes
+//   its sends there).
+// - A rank's groups go through one link in post order (NCCL runs them on one stream): a group
+//   starts when posted and the rank's previous group has completed. A transfer completes when
+//   the groups holding its send and its receive have both started, plus the send latency; a
+//   group when all its transfers have. Sends thus block the link like receives (rendezvous), so
+//   a schedule that passes here cannot deadlock on any transport.
 // - ReduceGradients is a collective: it completes when every rank has posted it, plus reduce_s
 //   (except between overlapped steps, SimulateIterations with post-validation).
 // - With SimulationCosts::cores below p, ranks share the cores (see there): the simulation then
@@ -47,7 +52,8 @@ SimulationCosts SimulationCostsOf(const PassCosts& costs);
 struct TimedAction {
   Action action;
   double start_s = 0.0;  // compute: start; communication: when posted
-  double end_s = 0.0;    // compute: end; communication: when its group completed
+  double end_s = 0.0;    // compute: end; communication: when its group completed (the rank
+                         // may have gone on computing meanwhile)
 };
 
 struct RankTimeline {

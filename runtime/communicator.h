@@ -93,6 +93,11 @@ class Communicator {
   // Completes every pending request; empty ones are skipped. On failure the remaining requests
   // are cancelled where the transport allows it, and all are reset.
   Status WaitAll(std::span<Request> requests);
+  // Lets posted transfers move on while this rank computes (no waiting; transports that progress
+  // on their own do nothing). A rank that posts transfers and completes them only later calls it
+  // between pieces of work: over TCP, MPI moves a large message's data only inside MPI calls on
+  // both sides.
+  virtual void Progress() {}
   // Blocking conveniences: Isend/Irecv + Wait.
   Status Send(const void* data, size_t bytes, int peer, int tag);
   Status Recv(void* data, size_t bytes, int peer, int tag);

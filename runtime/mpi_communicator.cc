@@ -241,6 +241,13 @@ MpiCommunicator::~MpiCommunicator() {
   if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
+void MpiCommunicator::Progress() {
+  if (comm_ == MPI_COMM_NULL || !health().ok()) return;
+  // Any MPI call runs the progress engine; a probe that matches nothing changes no state.
+  int flag = 0;
+  MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &flag, MPI_STATUS_IGNORE);
+}
+
 std::string MpiCommunicator::DescribeRank(int rank) const {
   std::string text = "rank " + std::to_string(rank);
   if (rank < 0 || rank >= static_cast<int>(world_ranks_.size())) return text;

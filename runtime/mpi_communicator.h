@@ -66,6 +66,7 @@ class MpiCommunicator : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string DescribeRank(int rank) const override;
+  void Progress() override;
   // Rank and size among the processes of this communicator on the same node (shared memory),
   // e.g. to pick a GPU.
   int local_rank() const { return local_rank_; }

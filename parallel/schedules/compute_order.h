@@ -62,7 +62,7 @@ std::vector<std::vector<Action>> PostBetweenSteps(const std::vector<std::vector<
 // (options.pass_costs; a fused backward costs B + W; transfers free), each transfer is posted by
 // both ranks at the moment its producer finishes, all transfers of a rank at one moment forming one
 // group. Every group then finds its peers ready, so when passes take their costs nothing waits
-// beyond the data dependencies; with blocking sends, posting between steps would stall zero-bubble
+// beyond the data dependencies; with rendezvous sends, posting between steps would stall zero-bubble
 // schedules, whose W passes shift neighbours out of step. Returns every rank's actions (no
 // ReduceGradients / OptimizerStep yet). Model chunks on one rank hand over locally: no transfer.
 // FAILED_PRECONDITION when some pass can never run (its input is never produced before it).

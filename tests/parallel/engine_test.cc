@@ -3,6 +3,7 @@
 // checkpoints and resume; a rank that disappears; the grid arithmetic and the memory report.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -15,6 +16,7 @@
 #include "parallel/schedule_file.h"
 #include "runtime/atomic_file.h"
 #include "runtime/inprocess_communicator.h"
+#include "runtime/json.h"
 #include "tests/parallel/pipeline_test_util.h"
 #include "tests/runtime/test_files.h"
 #include "train/checkpoint.h"
@@ -291,6 +293,52 @@ TEST_F(EngineTest, TraceHoldsTraceStepsSteps) {
     }
     EXPECT_EQ(steps, traced);
   }
+}
+
+// A receive is completed right before the pass that consumes it, never earlier: in the trace each
+// "wait recv-..." event is followed by its consumer (F for an activation, B for a gradient), so a
+// receive the schedule posts early does not hold up the passes before that one.
+TEST_F(EngineTest, ReceivesCompleteRightBeforeTheirPass) {
+  TempDir traces("engine_test_receive_waits");
+  RunShape shape;
+  shape.stages = 2;
+  shape.micro_batches = 4;
+  shape.schedule = ScheduleKind::kZeroBubbleV;
+  shape.max_steps = 1;
+  config::RunConfig config = MakeConfig(root(), shape);
+  config.mutable_logging()->set_trace_dir(traces.path() + "/trace");
+  OnThreads(2, [&](InProcessCommunicator& world) {
+    ASSERT_TRUE(MakePipeline(config, world)->Run().ok());
+  });
+  int waits = 0;
+  for (int rank = 0; rank < 2; ++rank) {
+    StatusOr<std::string> text =
+        ReadWholeFile(traces.path() + "/trace/rank-" + std::to_string(rank) + ".json");
+    ASSERT_TRUE(text.ok()) << text.status();
+    StatusOr<JsonValue> trace = ParseJson(*text);
+    ASSERT_TRUE(trace.ok()) << trace.status();
+    std::vector<std::pair<double, std::string>> events;  // (start, name)
+    for (const JsonValue& event : trace->Find("traceEvents")->elements()) {
+      const JsonValue* ts = event.Find("ts");
+      if (ts == nullptr || event.Find("dur") == nullptr) continue;
+      events.emplace_back(*ts->AsDouble(), event.Find("name")->text());
+    }
+    std::stable_sort(events.begin(), events.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (size_t i = 0; i < events.size(); ++i) {
+      const std::string& name = events[i].second;
+      if (name.rfind("wait recv-", 0) != 0) continue;
+      ++waits;
+      // "wait recv-act 1.1 <- 0" -> consumer "F1.1"; "wait recv-grad 2 <- 1" -> "B2".
+      const bool activation = name.rfind("wait recv-act ", 0) == 0;
+      const size_t from = name.find(' ', 5) + 1;
+      const std::string consumer =
+          (activation ? "F" : "B") + name.substr(from, name.find(' ', from) - from);
+      ASSERT_LT(i + 1, events.size()) << name;
+      EXPECT_EQ(events[i + 1].second, consumer) << "rank " << rank << ": " << name;
+    }
+  }
+  EXPECT_GT(waits, 0);
 }
 
 // A rank that stops answering: the others fail with DEADLINE_EXCEEDED naming it, not a hang.

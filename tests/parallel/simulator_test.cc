@@ -314,6 +314,55 @@ TEST(PipelineSimulatorTest, ReportsDeadlockWithWhatEachRankWaitsFor) {
       << message;
 }
 
+TEST(PipelineSimulatorTest, APassDoesNotWaitForAReceiveItDoesNotUse) {
+  // Rank 1 posts its receive of micro-batch 1 before B0, which needs nothing from rank 0; rank 0
+  // (forward 3) sends micro-batch 1 only at 6. B0 runs at 4 and F1 waits for the data until 6.
+  const Ranks ranks = {
+      {{ActionKind::kForward, 0, 0, -1, -1},
+       {ActionKind::kSendActivation, 0, 0, 1, 0},
+       {ActionKind::kForward, 1, 0, -1, -1},
+       {ActionKind::kSendActivation, 1, 0, 1, 1}},
+      {{ActionKind::kRecvActivation, 0, 0, 0, 0},
+       {ActionKind::kForward, 0, 0, -1, -1},
+       {ActionKind::kRecvActivation, 1, 0, 0, 1},
+       {ActionKind::kBackward, 0, 0, -1, -1},
+       {ActionKind::kForward, 1, 0, -1, -1},
+       {ActionKind::kBackward, 1, 0, -1, -1}},
+  };
+  SimulationCosts costs;
+  costs.forward_s = {3.0, 1.0};
+  const StatusOr<Simulation> simulation = Simulate(ranks, costs);
+  ASSERT_TRUE(simulation.ok()) << simulation.status();
+  const std::vector<TimedAction>& rank1 = simulation->ranks[1].actions;
+  EXPECT_DOUBLE_EQ(rank1[2].start_s, 4.0);  // posted after F0
+  EXPECT_DOUBLE_EQ(rank1[2].end_s, 6.0);    // landed when rank 0 sent it
+  EXPECT_DOUBLE_EQ(rank1[3].start_s, 4.0);  // B0 did not wait for it
+  EXPECT_DOUBLE_EQ(rank1[4].start_s, 6.0);  // F1 did
+  EXPECT_DOUBLE_EQ(simulation->makespan_s, 9.0);
+}
+
+TEST(PipelineSimulatorTest, ARanksTransfersCompleteInPostOrder) {
+  // Rank 1 posts a receive from rank 0 (sent at 3), then one from rank 2 (sent at 0). Its second
+  // group starts only when the first has completed (one link, as on NCCL), so the gradient lands
+  // at 3, not 0, and B0 waits for it.
+  const Ranks ranks = {
+      {{ActionKind::kForward, 0, 0, -1, -1}, {ActionKind::kSendActivation, 0, 0, 1, 0}},
+      {{ActionKind::kRecvActivation, 0, 0, 0, 0},
+       {ActionKind::kRecvGradient, 0, 0, 2, 1},
+       {ActionKind::kBackward, 0, 0, -1, -1}},
+      {{ActionKind::kSendGradient, 0, 0, 1, 0}},
+  };
+  SimulationCosts costs;
+  costs.forward_s = {3.0, 1.0, 1.0};
+  const StatusOr<Simulation> simulation = Simulate(ranks, costs);
+  ASSERT_TRUE(simulation.ok()) << simulation.status();
+  const std::vector<TimedAction>& rank1 = simulation->ranks[1].actions;
+  EXPECT_DOUBLE_EQ(rank1[1].start_s, 0.0);
+  EXPECT_DOUBLE_EQ(rank1[1].end_s, 3.0);
+  EXPECT_DOUBLE_EQ(rank1[2].start_s, 3.0);
+  EXPECT_DOUBLE_EQ(simulation->ranks[2].actions[0].end_s, 3.0);
+}
+
 TEST(PipelineSimulatorTest, SendsBlockUntilTheReceiverPosts) {
   // Rank 0 sends micro-batch 0 then 1 in separate groups; rank 1 receives 1 before 0. With
   // rendezvous sends neither can finish its first group.
