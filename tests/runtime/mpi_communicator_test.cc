@@ -118,6 +118,28 @@ TEST(MpiCommunicatorTest, FacingBlockingSendsOfLargeBuffersTimeOut) {
   EXPECT_TRUE(world->Barrier().ok());
 }
 
+// Progress (called between units while transfers are in flight) only lets MPI move data: a
+// message that arrives meanwhile is still there, whole, for the receive posted after it.
+TEST(MpiCommunicatorTest, ProgressConsumesNothing) {
+  constexpr size_t kCount = 1u << 20;  // 4 MiB: past every eager limit
+  auto world = World();
+  if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  const int r = world->rank();
+  std::vector<float> data(kCount);
+  if (r == 0) {
+    for (size_t i = 0; i < kCount; ++i) data[i] = static_cast<float>(i);
+    StatusOr<Request> send = world->Isend(data.data(), kCount * sizeof(float), 1, 11);
+    ASSERT_TRUE(send.ok()) << send.status();
+    for (int i = 0; i < 1000; ++i) world->Progress();
+    ASSERT_TRUE(world->Wait(*send).ok());
+  } else if (r == 1) {
+    for (int i = 0; i < 1000; ++i) world->Progress();
+    ASSERT_TRUE(world->Recv(data.data(), kCount * sizeof(float), 0, 11).ok());
+    for (size_t i = 0; i < kCount; ++i) ASSERT_EQ(data[i], static_cast<float>(i)) << i;
+  }
+  EXPECT_TRUE(world->Barrier().ok());
+}
+
 TEST(MpiCommunicatorTest, AllReduceSumFloatAndDouble) {
   auto world = World();
   const int r = world->rank(), n = world->size();
