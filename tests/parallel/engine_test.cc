@@ -243,29 +243,41 @@ TEST_F(EngineTest, CheckpointPerStageAndResumeIsBitExact) {
   EXPECT_TRUE(SameParameters(straight, units));
 }
 
-// logging.trace_dir: one Chrome trace per rank with the executed passes and transfers.
-TEST_F(EngineTest, TraceHasEveryRanksActions) {
-  TempDir traces("engine_test_trace");
-  RunShape shape;
+// Trains 2 stages of `shape` on threads with logging.trace_dir under `dir` (trace_steps
+// `traced`, 0 = the default); returns each rank's trace file text.
+std::vector<std::string> TracedRun(const std::string& root, RunShape shape, const TempDir& dir,
+                                   int traced = 0) {
   shape.stages = 2;
-  shape.micro_batches = 2;
-  shape.schedule = ScheduleKind::kZeroBubbleH1;
-  shape.max_steps = 2;
-  config::RunConfig config = MakeConfig(root(), shape);
-  config.mutable_logging()->set_trace_dir(traces.path() + "/trace");
+  config::RunConfig config = MakeConfig(root, shape);
+  config.mutable_logging()->set_trace_dir(dir.path() + "/trace");
+  if (traced > 0) config.mutable_logging()->set_trace_steps(traced);
   OnThreads(2, [&](InProcessCommunicator& world) {
     ASSERT_TRUE(MakePipeline(config, world)->Run().ok());
   });
-  for (const std::string rank : {"0", "1"}) {
-    const std::string file = traces.path() + "/trace/rank-" + rank + ".json";
-    StatusOr<std::string> text = ReadWholeFile(file);
-    ASSERT_TRUE(text.ok()) << text.status();
+  std::vector<std::string> texts;
+  for (int rank = 0; rank < 2; ++rank) {
+    StatusOr<std::string> text =
+        ReadWholeFile(dir.path() + "/trace/rank-" + std::to_string(rank) + ".json");
+    EXPECT_TRUE(text.ok()) << text.status();
+    texts.push_back(text.ok() ? *text : "");
+  }
+  return texts;
+}
+
+// logging.trace_dir: one Chrome trace per rank with the executed passes and transfers.
+TEST_F(EngineTest, TraceHasEveryRanksActions) {
+  TempDir traces("engine_test_trace");
+  const std::vector<std::string> texts = TracedRun(
+      root(), {.micro_batches = 2, .schedule = ScheduleKind::kZeroBubbleH1, .max_steps = 2},
+      traces);
+  for (int r = 0; r < 2; ++r) {
+    const std::string rank = std::to_string(r);
     const std::string process = "\"rank " + rank + " (stage " + rank + ")\"";
     // Rank 0 runs each W right after its B, fused; rank 1 defers its first W.
-    const std::string weight = rank == "1" ? "\"W1\"" : "optimizer-step";
+    const std::string weight = r == 1 ? "\"W1\"" : "optimizer-step";
     for (const std::string& name : {std::string("\"F1\""), std::string("\"B1\""), weight,
                                     std::string("optimizer-step"), process}) {
-      EXPECT_NE(text->find(name), std::string::npos) << file << " lacks " << name;
+      EXPECT_NE(texts[r].find(name), std::string::npos) << "rank " << rank << " lacks " << name;
     }
   }
 }
@@ -274,21 +286,11 @@ TEST_F(EngineTest, TraceHasEveryRanksActions) {
 TEST_F(EngineTest, TraceHoldsTraceStepsSteps) {
   for (const int traced : {1, 3}) {
     TempDir traces("engine_test_trace_steps");
-    RunShape shape;
-    shape.stages = 2;
-    shape.micro_batches = 2;
-    shape.max_steps = 3;
-    config::RunConfig config = MakeConfig(root(), shape);
-    config.mutable_logging()->set_trace_dir(traces.path() + "/trace");
-    config.mutable_logging()->set_trace_steps(traced);
-    OnThreads(2, [&](InProcessCommunicator& world) {
-      ASSERT_TRUE(MakePipeline(config, world)->Run().ok());
-    });
-    StatusOr<std::string> text = ReadWholeFile(traces.path() + "/trace/rank-0.json");
-    ASSERT_TRUE(text.ok()) << text.status();
+    const std::string text =
+        TracedRun(root(), {.micro_batches = 2, .max_steps = 3}, traces, traced)[0];
     int steps = 0;
-    for (size_t at = text->find("\"optimizer-step\""); at != std::string::npos;
-         at = text->find("\"optimizer-step\"", at + 1)) {
+    for (size_t at = text.find("\"optimizer-step\""); at != std::string::npos;
+         at = text.find("\"optimizer-step\"", at + 1)) {
       ++steps;
     }
     EXPECT_EQ(steps, traced);
@@ -300,22 +302,11 @@ TEST_F(EngineTest, TraceHoldsTraceStepsSteps) {
 // receive the schedule posts early does not hold up the passes before that one.
 TEST_F(EngineTest, ReceivesCompleteRightBeforeTheirPass) {
   TempDir traces("engine_test_receive_waits");
-  RunShape shape;
-  shape.stages = 2;
-  shape.micro_batches = 4;
-  shape.schedule = ScheduleKind::kZeroBubbleV;
-  shape.max_steps = 1;
-  config::RunConfig config = MakeConfig(root(), shape);
-  config.mutable_logging()->set_trace_dir(traces.path() + "/trace");
-  OnThreads(2, [&](InProcessCommunicator& world) {
-    ASSERT_TRUE(MakePipeline(config, world)->Run().ok());
-  });
+  const std::vector<std::string> texts = TracedRun(
+      root(), {.micro_batches = 4, .schedule = ScheduleKind::kZeroBubbleV, .max_steps = 1}, traces);
   int waits = 0;
   for (int rank = 0; rank < 2; ++rank) {
-    StatusOr<std::string> text =
-        ReadWholeFile(traces.path() + "/trace/rank-" + std::to_string(rank) + ".json");
-    ASSERT_TRUE(text.ok()) << text.status();
-    StatusOr<JsonValue> trace = ParseJson(*text);
+    StatusOr<JsonValue> trace = ParseJson(texts[rank]);
     ASSERT_TRUE(trace.ok()) << trace.status();
     std::vector<std::pair<double, std::string>> events;  // (start, name)
     for (const JsonValue& event : trace->Find("traceEvents")->elements()) {
