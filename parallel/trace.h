@@ -4,7 +4,8 @@
 // Layout: one process per rank (pid = rank, named "rank r (stage s)"), two threads per process
 // (tid 0 "compute", tid 1 "comm"). A pass is a complete event ("ph": "X") with `ts` and `dur` in
 // microseconds, named as in schedule.h ("F3", "B3", "W3", "F3.1") with its micro-batch and chunk
-// in `args`. The file is the JSON object form {"traceEvents": [...], "displayTimeUnit": "ms"};
+// in `args`; the engine adds "wait recv-act 3 <- 0" on the comm thread where a pass waited for
+// its receive. The file is the JSON object form {"traceEvents": [...], "displayTimeUnit": "ms"};
 // scripts/merge_traces.py merges per-rank files into one.
 //
 // Clocks: every rank's `ts` must count from one shared origin. TraceClock::Restart right after a
