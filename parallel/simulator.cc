@@ -114,10 +114,12 @@ class Simulator {
   // Completes every group whose transfers can complete, in each rank's post order.
   void CompleteGroups();
   bool TryComplete(Group& group);
-  // When what `a` needs from the transfers has landed: the receive a pass consumes; every posted
-  // transfer for ReduceGradients and the end of the list (the engine completes its sends there).
-  // kUnknown while that is not decided yet.
-  double InputsReady(int rank, const Action* a) const;
+  // When the receive that pass `a` consumes has landed (0 if it consumes none); kUnknown while
+  // that is not decided yet.
+  double InputReady(int rank, const Action& a) const;
+  // Waits, as ReduceGradients and the end of the list do (the engine completes its sends there),
+  // for every transfer the rank posted; false while their end is not decided yet.
+  bool WaitForTransfers(int rank);
   void Record(int rank, const Action& a, double start, double end) {
     result_.ranks[rank].actions.push_back({a, start, end});
   }
@@ -192,9 +194,7 @@ double Simulator::Duration(const Action& a, int rank) const {
 bool Simulator::AdvanceReduce(int rank) {
   RankState& s = state_[rank];
   if (!synchronised_reduce_) {
-    const double ready = InputsReady(rank, nullptr);
-    if (ready == kUnknown) return false;
-    s.time = std::max(s.time, ready);
+    if (!WaitForTransfers(rank)) return false;
     Record(rank, ranks_[rank][s.pc], s.time, s.time + costs_.reduce_s);
     s.time += costs_.reduce_s;
     ++s.pc;
@@ -202,9 +202,7 @@ bool Simulator::AdvanceReduce(int rank) {
   }
   bool progress = false;
   if (!s.posted) {
-    const double ready = InputsReady(rank, nullptr);
-    if (ready == kUnknown) return false;
-    s.time = std::max(s.time, ready);
+    if (!WaitForTransfers(rank)) return false;
     reduce_posted_[rank].push_back(s.time);
     s.posted = progress = true;
   }
@@ -284,42 +282,43 @@ void Simulator::CompleteGroups() {
   }
 }
 
-double Simulator::InputsReady(int rank, const Action* a) const {
-  const RankState& s = state_[rank];
-  if (a == nullptr) {  // every transfer posted so far
-    if (s.head < s.groups.size()) return kUnknown;
-    return s.groups.empty() ? 0.0 : groups_[s.groups.back()].done;
-  }
-  const int k = placement_.ModelChunk(rank, a->chunk);
-  TransferKey key;
-  if (a->kind == ActionKind::kForward) {
+double Simulator::InputReady(int rank, const Action& a) const {
+  const int k = placement_.ModelChunk(rank, a.chunk);
+  Action receive{.micro_batch = a.micro_batch, .chunk = a.chunk};
+  if (a.kind == ActionKind::kForward) {
     if (k == 0 || placement_.LocalEdge(k - 1)) return 0.0;
-    key = {false, a->micro_batch, k - 1, placement_.RankOf(k - 1), rank};
-  } else if (a->kind == ActionKind::kBackward || a->kind == ActionKind::kBackwardInput) {
+    receive.kind = ActionKind::kRecvActivation;
+    receive.peer = placement_.RankOf(k - 1);
+  } else if (a.kind == ActionKind::kBackward || a.kind == ActionKind::kBackwardInput) {
     if (k == placement_.num_chunks() - 1 || placement_.LocalEdge(k)) return 0.0;
-    key = {true, a->micro_batch, k, placement_.RankOf(k + 1), rank};
+    receive.kind = ActionKind::kRecvGradient;
+    receive.peer = placement_.RankOf(k + 1);
   } else {
     return 0.0;
   }
-  const auto it = recv_group_.find(key);
+  const auto it = recv_group_.find(KeyOf(receive, rank, placement_));
   if (it == recv_group_.end()) return 0.0;  // not received at all: the validator's concern
   return groups_[it->second].done;
+}
+
+bool Simulator::WaitForTransfers(int rank) {
+  RankState& s = state_[rank];
+  if (s.head < s.groups.size()) return false;
+  if (!s.groups.empty()) s.time = std::max(s.time, groups_[s.groups.back()].done);
+  return true;
 }
 
 bool Simulator::Advance(int rank) {
   RankState& s = state_[rank];
   if (s.pc >= ranks_[rank].size()) {
-    if (s.drained) return false;
-    const double ready = InputsReady(rank, nullptr);
-    if (ready == kUnknown) return false;
-    s.time = std::max(s.time, ready);
+    if (s.drained || !WaitForTransfers(rank)) return false;
     s.drained = true;
     return true;
   }
   const Action& a = ranks_[rank][s.pc];
   if (a.kind == ActionKind::kReduceGradients) return AdvanceReduce(rank);
   if (IsCommunication(a.kind)) return PostGroup(rank);
-  const double ready = InputsReady(rank, &a);
+  const double ready = InputReady(rank, a);
   if (ready == kUnknown) return false;
   s.time = std::max(s.time, ready);
   const double duration = Duration(a, rank);
@@ -409,7 +408,7 @@ StatusOr<Simulation> Simulator::RunOnSharedCores() {
           moved |= Advance(r);
           continue;
         }
-        const double ready = InputsReady(r, &a);
+        const double ready = InputReady(r, a);
         if (ready == kUnknown) continue;
         if (ready > now) {
           s.time = ready;  // its input lands then

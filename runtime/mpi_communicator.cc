@@ -243,7 +243,7 @@ MpiCommunicator::~MpiCommunicator() {
 
 void MpiCommunicator::Progress() {
   if (comm_ == MPI_COMM_NULL || !health().ok()) return;
-  // Any MPI call runs the progress engine; a probe that matches nothing changes no state.
+  // Any MPI call runs the progress engine; a probe receives nothing, even when it matches.
   int flag = 0;
   MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_, &flag, MPI_STATUS_IGNORE);
 }

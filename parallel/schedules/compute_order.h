@@ -62,10 +62,11 @@ std::vector<std::vector<Action>> PostBetweenSteps(const std::vector<std::vector<
 // (options.pass_costs; a fused backward costs B + W; transfers free), each transfer is posted by
 // both ranks at the moment its producer finishes, all transfers of a rank at one moment forming one
 // group. Every group then finds its peers ready, so when passes take their costs nothing waits
-// beyond the data dependencies; with rendezvous sends, posting between steps would stall zero-bubble
-// schedules, whose W passes shift neighbours out of step. Returns every rank's actions (no
-// ReduceGradients / OptimizerStep yet). Model chunks on one rank hand over locally: no transfer.
-// FAILED_PRECONDITION when some pass can never run (its input is never produced before it).
+// beyond the data dependencies; with rendezvous sends, posting between steps would stall
+// zero-bubble schedules, whose W passes shift neighbours out of step. Returns every rank's actions
+// (no ReduceGradients / OptimizerStep yet). Model chunks on one rank hand over locally: no
+// transfer. FAILED_PRECONDITION when some pass can never run (its input is never produced before
+// it).
 StatusOr<std::vector<std::vector<Action>>> PostAtProducerTime(
     const std::vector<std::vector<Step>>& ranks, const ScheduleOptions& options,
     const ChunkPlacement& placement);
@@ -83,6 +84,8 @@ struct PostedTiming {
 
   // Ends the step sooner, or as soon and overlaps at least as well.
   bool NoWorseThan(const PostedTiming& other) const;
+  // Neither the step nor the period is longer (stricter: no trading one for the other).
+  bool NotLongerThan(const PostedTiming& other) const;
 };
 // nullopt when the order cannot run.
 std::optional<PostedTiming> PostedTimingOf(const std::vector<std::vector<Step>>& ranks,

@@ -34,9 +34,7 @@ std::vector<std::vector<Step>> FuseAdjacentBackward(std::vector<std::vector<Step
       steps[i][0].kind = ActionKind::kBackward;
       steps.erase(steps.begin() + static_cast<std::ptrdiff_t>(i) + 1);
       const std::optional<PostedTiming> fused = PostedTimingOf(ranks, options, placement);
-      constexpr double kSlack = 1e-9;
-      if (!fused || fused->step_end > timing->step_end + kSlack ||
-          fused->period > timing->period + kSlack) {
+      if (!fused || !fused->NotLongerThan(*timing)) {
         steps = split;  // the fused pass would hold back a gradient that another rank waits for
         continue;
       }

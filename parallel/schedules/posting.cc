@@ -212,10 +212,17 @@ double PostedStepEnd(const std::vector<std::vector<Step>>& ranks, const Schedule
   return simulation.ok() ? simulation->makespan_s : -1.0;
 }
 
+namespace {
+constexpr double kTimingSlack = 1e-9;  // simulated times are sums of pass costs
+}  // namespace
+
 bool PostedTiming::NoWorseThan(const PostedTiming& other) const {
-  constexpr double kSlack = 1e-9;
-  if (step_end < other.step_end - kSlack) return true;
-  return step_end <= other.step_end + kSlack && period <= other.period + kSlack;
+  if (step_end < other.step_end - kTimingSlack) return true;
+  return NotLongerThan(other);
+}
+
+bool PostedTiming::NotLongerThan(const PostedTiming& other) const {
+  return step_end <= other.step_end + kTimingSlack && period <= other.period + kTimingSlack;
 }
 
 std::optional<PostedTiming> PostedTimingOf(const std::vector<std::vector<Step>>& ranks,
